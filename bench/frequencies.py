@@ -1,0 +1,105 @@
+"""Requests made by `bravo frequencies` on an exome-like VCF, side by side with
+the lower bound (the cheapest plan knowing the true variant counts) and with one
+request per variant.
+
+Usage: python bench/frequencies.py [--variants 5000] [--genes 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+from gensvc.emulators.bravo_data import SYNTHETIC_CHROMOSOME_LENGTHS, variants_in
+from gensvc.emulators.server import start_emulator
+
+TOKEN = "bench-token-0000"
+PAGE = 1000
+MAX_REGION = 250_000
+
+
+def exome_like(n_variants: int, n_genes: int, seed: int = 7) -> list[tuple[str, int, str, str]]:
+    """Variants in exons of random genes: most known to Bravo, some novel."""
+    rng = random.Random(seed)
+    chroms = [c for c in SYNTHETIC_CHROMOSOME_LENGTHS if c not in ("Y", "M")]
+    records = []
+    per_gene = n_variants // n_genes
+    for _ in range(n_genes):
+        chrom = rng.choice(chroms)
+        start = rng.randrange(1_000_000, SYNTHETIC_CHROMOSOME_LENGTHS[chrom] - 200_000)
+        length = rng.randrange(5_000, 120_000)
+        exons = sorted(rng.sample(range(start, start + length, 200), 9))
+        known = [v for e in exons for v in variants_in(chrom, e, e + 150)]
+        for v in rng.sample(known, min(len(known), int(per_gene * 0.85))):
+            records.append((chrom, v["pos"], v["ref"], v["alt"]))
+        while len(records) % per_gene:
+            pos = rng.choice(exons) + rng.randrange(150)
+            records.append((chrom, pos, "A", "T"))  # novel: not in Bravo
+    return records
+
+
+def write_vcf(path: Path, records) -> None:
+    order = {c: i for i, c in enumerate(SYNTHETIC_CHROMOSOME_LENGTHS)}
+    records = sorted(set(records), key=lambda r: (order[r[0]], r[1], r[2], r[3]))
+    lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines += [f"chr{c}\t{p}\t.\t{r}\t{a}\t.\tPASS\t." for c, p, r, a in records]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def lower_bound(records) -> int:
+    """Fewest requests any plan could use, knowing how many variants every region holds."""
+    total = 0
+    by_chrom: dict[str, list[int]] = {}
+    for chrom, pos, _, _ in records:
+        by_chrom.setdefault(chrom, []).append(pos)
+    for chrom, positions in by_chrom.items():
+        positions = sorted(set(positions))
+        truth = [v["pos"] for v in variants_in(chrom, positions[0], positions[-1])]
+        best = [0] * (len(positions) + 1)
+        for j in range(len(positions)):
+            best[j + 1] = best[j] + 1
+            i = j
+            while i > 0 and positions[j] - positions[i - 1] <= MAX_REGION:
+                i -= 1
+                held = bisect.bisect_right(truth, positions[j]) - bisect.bisect_left(truth, positions[i])
+                best[j + 1] = min(best[j + 1], best[i] + max(1, math.ceil((held + 1) / PAGE)))
+        total += best[-1]
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", type=int, default=5000)
+    parser.add_argument("--genes", type=int, default=200)
+    args = parser.parse_args()
+    records = exome_like(args.variants, args.genes)
+    with tempfile.TemporaryDirectory() as tmp, start_emulator("bravo", tokens=[TOKEN]) as bravo:
+        vcf = Path(tmp) / "exome.vcf"
+        write_vcf(vcf, records)
+        env = dict(os.environ, GENSVC_BRAVO_URL=bravo.url, GENSVC_BRAVO_TOKEN=TOKEN,
+                   GENSVC_BRAVO_RATE_LIMIT="off", GENSVC_STATE_DIR=str(Path(tmp) / "state"))
+        command = [sys.executable, "-m", "gensvc.cli", "bravo", "frequencies",
+                   "--input", f"vcf={vcf}", "--output", f"table={Path(tmp) / 'table.tsv'}"]
+        subprocess.run(command, env=env, check=True)
+        made = requests.get(f"{bravo.root}/_emulator/stats", timeout=5).json()["requests"]
+    sites = len(set(records))
+    bound = lower_bound(records)
+    print(f"exome-like VCF: {sites} variants in {args.genes} genes")
+    print(f"requests made by frequencies: {made}")
+    print(f"lower bound (oracle plan):     {bound}    made / bound        = {made / bound:.2f}")
+    print(f"one request per variant:      {sites}    made / per-variant  = {made / sites:.3f}")
+    print(f"at Bravo's 180 per 15 min: {made / 180 * 15:.0f} min, against {sites / 180 * 15:.0f} min one per variant")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

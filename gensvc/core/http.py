@@ -1,0 +1,254 @@
+"""The one HTTP layer every service client goes through.
+
+``ServiceSession`` is a ``requests.Session`` that adds, to every request:
+timeouts, a shared rate limiter, bounded retries (429, 500, 502, 503, 504 and
+connection errors only) with full-jitter exponential backoff under a total
+deadline, ``Retry-After`` and ``X-RateLimit-Reset`` honoured, TLS verification
+on, and debug logs with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.util.retry import Retry
+
+import gensvc
+from gensvc.core.ratelimit import SharedRateLimiter
+from gensvc.core.redaction import redact, redact_headers
+from gensvc.errors import ServiceUnavailable
+
+log = logging.getLogger("gensvc.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"gensvc/{gensvc.__version__}"
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+class ServiceRetry(Retry):
+    """urllib3's Retry with full jitter, a total deadline and ``X-RateLimit-Reset``."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({413, 429, 503})
+
+    def __init__(self, *args, deadline_at: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline_at = deadline_at
+
+    def new(self, **kw):
+        kw.setdefault("deadline_at", self.deadline_at)
+        return super().new(**kw)
+
+    def get_backoff_time(self) -> float:
+        # full jitter: uniform over [0, min(cap, base * 2^(n-1))]
+        attempts = len(self.history)
+        if attempts < 1:
+            return 0.0
+        ceiling = min(self.backoff_max, self.backoff_factor * 2 ** (attempts - 1))
+        return random.uniform(0, ceiling)
+
+    def get_retry_after(self, response) -> float | None:
+        seconds = super().get_retry_after(response)
+        if seconds is not None:
+            return seconds
+        reset = response.headers.get("X-RateLimit-Reset")
+        exhausted = response.status == 429 or response.headers.get("X-RateLimit-Remaining") == "0"
+        if reset and exhausted:
+            try:
+                at = float(reset)
+            except ValueError:
+                return None
+            if at > 1e11:  # some servers send milliseconds
+                at /= 1000
+            return max(0.0, at - time.time())
+        return None
+
+    def wait_time(self, response=None) -> float:
+        if response is not None and self.respect_retry_after_header:
+            after = self.get_retry_after(response)
+            if after:
+                return after
+        return self.get_backoff_time()
+
+    def check_deadline(self, wait: float) -> None:
+        if self.deadline_at is not None and time.monotonic() + wait > self.deadline_at:
+            raise DeadlineExceeded(wait)
+
+    def sleep(self, response=None) -> None:
+        wait = self.wait_time(response)
+        self.check_deadline(wait)
+        if wait > 0:
+            time.sleep(wait)
+
+
+class ServiceSession(requests.Session):
+    """A session bound to one service: use ``session.get(url)`` as usual."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        limiter: SharedRateLimiter | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        max_attempts: int = 6,
+        deadline: float = 1800.0,
+        backoff: float = 1.0,
+        backoff_max: float = 120.0,
+    ):
+        super().__init__()
+        self.service = service
+        self.limiter = limiter
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.request_count = 0
+        self.verify = True
+        self.headers["User-Agent"] = USER_AGENT
+
+    def new_retry(self) -> ServiceRetry:
+        return ServiceRetry(
+            total=self.max_attempts - 1,
+            connect=None,
+            read=None,
+            status=None,
+            redirect=0,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
+            backoff_factor=self.backoff,
+            backoff_max=self.backoff_max,
+            retry_after_max=self.deadline,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+            deadline_at=time.monotonic() + self.deadline,
+        )
+
+    def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        stream = kwargs.get("stream", False)
+        retry = self.new_retry()
+        started = time.monotonic()
+        while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            self.request_count += 1
+            self._log_request(request)
+            try:
+                response = super().send(request, **kwargs)
+                if not stream:
+                    response.content  # a body cut short raises here, inside the retry loop
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
+                retry = self._next_retry(retry, request, started, error=exc)
+                continue
+            self._log_response(request, response)
+            if response.status_code not in RETRY_STATUSES or not retry.is_retry(request.method, response.status_code):
+                return response
+            retry = self._next_retry(retry, request, started, response=response)
+
+    def _next_retry(self, retry, request, started, *, response=None, error=None) -> ServiceRetry:
+        raw = response.raw if response is not None else None
+        try:
+            retry = retry.increment(request.method, request.url, response=raw, error=_as_urllib3_error(error))
+            if self._window_is_full(retry, response):
+                # no hint of when to come back: treat the shared window as used up,
+                # so this and every other process waits for it to pass
+                retry.check_deadline(self.limiter.window)
+                self.limiter.fill()
+            else:
+                retry.sleep(raw)
+            return retry
+        except (MaxRetryError, ProtocolError, ConnectTimeoutError, DeadlineExceeded) as stop:
+            raise self._unavailable(request, started, response, error, stop) from None
+
+    def _window_is_full(self, retry, response) -> bool:
+        return (
+            self.limiter is not None
+            and response is not None
+            and response.status_code == 429
+            and not retry.get_retry_after(response.raw)
+        )
+
+    def _unavailable(self, request, started, response, error, stop) -> ServiceUnavailable:
+        url = redact(request.url.split("?")[0])
+        what = f"HTTP {response.status_code}" if response is not None else _describe(error)
+        spent = time.monotonic() - started
+        if isinstance(stop, DeadlineExceeded):
+            reason = f"the next wait ({stop.args[0]:.0f} s) would pass the {self.deadline:.0f} s deadline"
+        elif isinstance(stop, MaxRetryError):
+            reason = f"after {self.max_attempts} attempts in {spent:.1f} s"
+        else:
+            reason = "not retried: the request may already have been processed"
+        key = self.service.upper()
+        return ServiceUnavailable(
+            f"{self.service} {request.method} failed: {what}, {reason}",
+            where=url,
+            hint=f"try again later, or raise GENSVC_{key}_MAX_ATTEMPTS / GENSVC_{key}_DEADLINE",
+        )
+
+    def _log_request(self, request) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s headers=%s", request.method, redact(request.url), redact_headers(request.headers))
+
+    def _log_response(self, request, response) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %s in %.3f s headers=%s",
+                request.method,
+                redact(request.url),
+                response.status_code,
+                response.elapsed.total_seconds(),
+                redact_headers(response.headers),
+            )
+
+
+def _as_urllib3_error(error: Exception | None) -> Exception | None:
+    """Map a requests error to the urllib3 class that Retry reasons about."""
+    if error is None:
+        return None
+    if _never_reached_server(error):
+        return ConnectTimeoutError(str(error))  # safe to repeat for any method
+    return ProtocolError(str(error))  # may have reached it: only idempotent methods
+
+
+def _never_reached_server(error: Exception) -> bool:
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+def _describe(error: Exception | None) -> str:
+    if error is None:
+        return "no answer"
+    if _never_reached_server(error):
+        return "no connection"
+    if isinstance(error, requests.Timeout):
+        return "a timeout"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "a response cut short"
+    return "a dropped connection"
+
+
+def build_session(settings) -> ServiceSession:
+    """A session for one service from its resolved settings."""
+    limiter = None
+    if settings.rate_limit is not None:
+        credential = next(iter(settings.credentials.values.values()), None)
+        limiter = SharedRateLimiter(settings.rate_limit, settings.state_dir, settings.service, credential)
+    return ServiceSession(
+        settings.service,
+        limiter=limiter,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_attempts=settings.max_attempts,
+        deadline=settings.deadline,
+        backoff=settings.backoff,
+        backoff_max=settings.backoff_max,
+    )

@@ -1,0 +1,54 @@
+"""The exceptions a user can meet, each with its exit code.
+
+Every error says what failed, where (service and URL, or file), and what to do.
+The runner prints ``str(error)`` as one line and exits with ``error.exit_code``.
+"""
+
+
+class GensvcError(Exception):
+    """Base of every expected failure."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None):
+        self.what = what
+        self.where = where
+        self.hint = hint
+        super().__init__(what)
+
+    def __str__(self) -> str:
+        text = self.what
+        if self.where:
+            text += f" [{self.where}]"
+        if self.hint:
+            text += f"; {self.hint}"
+        # one line, always: server messages may carry newlines
+        return " ".join(text.split())
+
+
+class UsageError(GensvcError):
+    """A bad call, input or config; nothing was sent."""
+
+    exit_code = 2
+
+
+class RequestRejected(UsageError):
+    """The service refused the request as invalid (HTTP 400/404/422)."""
+
+
+class AuthError(GensvcError):
+    """Authentication or authorisation failed."""
+
+    exit_code = 3
+
+
+class JobFailed(GensvcError):
+    """The remote job ended in a failed state."""
+
+    exit_code = 4
+
+
+class ServiceUnavailable(GensvcError):
+    """The service stayed unavailable through every retry, or the deadline passed."""
+
+    exit_code = 5

@@ -1,0 +1,256 @@
+"""One way in for every operation: a Snakemake object or argv -> outputs.
+
+The runner validates the call before any network call, resolves settings and
+secrets, runs the operation with its outputs staged beside their final paths,
+moves them into place only when everything succeeded, writes a provenance
+sidecar ``<output>.prov.json`` for each, and turns expected failures into one
+line and an exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gensvc
+from gensvc import schema
+from gensvc.core.redaction import RedactingFilter, redact
+from gensvc.errors import GensvcError, UsageError
+from gensvc.settings import SECRETS, ServiceSettings, resolve
+
+log = logging.getLogger("gensvc")
+
+
+@dataclass
+class Call:
+    service: str
+    operation: str
+    input: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    log: str | None = None
+
+    @classmethod
+    def from_snakemake(cls, service: str, operation: str, smk) -> "Call":
+        log_files = list(smk.log)
+        return cls(
+            service,
+            operation,
+            input=_named(smk.input, "input"),
+            output=_named(smk.output, "output"),
+            params=dict(smk.params.items()),
+            log=str(log_files[0]) if log_files else None,
+        )
+
+    def as_document(self) -> dict:
+        return {"input": self.input, "output": self.output, "params": self.params}
+
+
+def _named(files, kind: str) -> dict:
+    named = {name: (list(map(str, v)) if isinstance(v, list) else str(v)) for name, v in files.items()}
+    if len(files) and not named:
+        raise UsageError(f"{kind} files must be named, e.g. {kind}: variants='out.tsv'")
+    return named
+
+
+@dataclass
+class Step:
+    """What an operation gets: its settings, one HTTP session, staged file paths."""
+
+    call: Call
+    settings: ServiceSettings
+    session: object
+    input: dict
+    output: dict
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+
+def run_wrapper(wrapper_file: str, smk=None) -> None:
+    """Entry of every ``wrappers/<service>/<operation>/wrapper.py``."""
+    service, operation = Path(wrapper_file).parts[-3:-1]
+    if smk is None:
+        from gensvc.cli import main
+
+        sys.exit(main([service, operation, *sys.argv[1:]]))
+    try:
+        call = Call.from_snakemake(service, operation, smk)
+    except GensvcError as exc:
+        print(f"gensvc {service} {operation}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(execute(call))
+
+
+def execute(call: Call) -> int:
+    """Run one call; returns the exit code."""
+    with logging_to(call.log):
+        previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+        try:
+            run(call)
+            return 0
+        except GensvcError as exc:
+            message = redact(f"gensvc {call.service} {call.operation}: {exc}")
+            if call.log:
+                log.error(message)
+            print(message, file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            log.error("gensvc %s %s: interrupted; no output was written", call.service, call.operation)
+            return 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def run(call: Call) -> dict:
+    """Validate, resolve, run, commit outputs. Raises GensvcError."""
+    _refuse_secret_params(call)
+    schema.validate(call.service, call.operation, call.as_document())
+    _check_inputs(call)
+    settings, params = resolve(call.service, call.params)
+    module = importlib.import_module(f"gensvc.services.{call.service}")
+    operation = module.OPERATIONS[call.operation]
+    from gensvc.core.http import build_session
+
+    session = build_session(settings)
+    started = time.time()
+    log.info("gensvc %s %s against %s", call.service, call.operation, settings.url)
+    with staged_outputs(call.output) as staged:
+        step = Step(call, settings, session, input=call.input, output=staged)
+        details = operation(step, **params) or {}
+        record = _provenance(call, step, details, started)
+    for name, path in call.output.items():
+        _write_json_atomically(Path(f"{path}.prov.json"), {**record, "output": name})
+    log.info("gensvc %s %s done: %d requests in %.1f s", call.service, call.operation, session.request_count, record["seconds"])
+    return record
+
+
+def _refuse_secret_params(call: Call) -> None:
+    for name in SECRETS[call.service] + ("password", "token", "auth_token", "api_key"):
+        if name in call.params:
+            env = f"GENSVC_{call.service.upper()}_{name.upper()}"
+            raise UsageError(
+                f"{call.service} {call.operation}: a secret ({name}) was given in params",
+                hint=f"set {env}, a credentials file, or params token_file instead; params are recorded in plain text",
+            )
+
+
+def _check_inputs(call: Call) -> None:
+    for name, paths in call.input.items():
+        for path in paths if isinstance(paths, list) else [paths]:
+            if not Path(path).is_file():
+                raise UsageError(f"input {name} {path} does not exist or is not a file")
+
+
+@contextmanager
+def staged_outputs(outputs: dict):
+    """Yield temporary paths beside the final ones; rename them all only on success."""
+    token = uuid.uuid4().hex[:8]
+    staged = {}
+    for name, final in outputs.items():
+        final = Path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged[name] = str(final.with_name(f".{final.name}.{token}.partial{''.join(final.suffixes[-2:])}"))
+    try:
+        yield staged
+        for name, final in outputs.items():
+            if not Path(staged[name]).exists():
+                raise UsageError(f"operation wrote no {name} output", where=final)
+        for name, final in outputs.items():
+            os.replace(staged[name], final)
+    finally:
+        for path in staged.values():
+            Path(path).unlink(missing_ok=True)
+
+
+def _provenance(call: Call, step: Step, details: dict, started: float) -> dict:
+    finished = time.time()
+    return {
+        "gensvc": gensvc.__version__,
+        "service": call.service,
+        "operation": call.operation,
+        "url": step.settings.url,
+        "versions": {**step.versions, **details.get("versions", {})},
+        "request": {
+            "params": {k: v for k, v in call.params.items() if k != "token_file"},
+            "input": {name: _digest(paths) for name, paths in call.input.items()},
+        },
+        "requests": step.session.request_count,
+        "details": {k: v for k, v in details.items() if k != "versions"},
+        "started": _iso(started),
+        "finished": _iso(finished),
+        "seconds": round(finished - started, 3),
+    }
+
+
+def _digest(paths):
+    if isinstance(paths, list):
+        return [_digest(p) for p in paths]
+    sha = hashlib.sha256()
+    with open(paths, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return {"path": str(paths), "sha256": sha.hexdigest()}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json_atomically(path: Path, document: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def logging_to(log_file: str | None):
+    """Log to the rule's log file, or stderr; secrets masked on every line.
+
+    On stderr the default is WARNING, so a shell user sees only what matters.
+    """
+    level = os.environ.get("GENSVC_LOG_LEVEL", "INFO" if log_file else "WARNING").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = "INFO"
+
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, mode="w")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,74 @@
+"""Operation schemas: ``schemas/<service>/<operation>.yaml`` (JSON Schema in YAML).
+
+A schema describes one call as ``{input, output, params}``. The settings every
+operation accepts (url, rate_limit, token_file, ...) live once in
+``schemas/settings.yaml`` and are merged into each operation's params.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from gensvc.errors import UsageError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+@lru_cache(maxsize=None)
+def load(service: str, operation: str) -> dict:
+    path = SCHEMA_DIR / service / f"{operation}.yaml"
+    if not path.is_file():
+        raise UsageError(f"unknown operation {service} {operation}", hint="run `gensvc list` to see every operation")
+    schema = yaml.safe_load(path.read_text())
+    params = schema["properties"]["params"]
+    settings = yaml.safe_load((SCHEMA_DIR / "settings.yaml").read_text())
+    merged = copy.deepcopy(settings["properties"])
+    merged.update(params.get("properties", {}))
+    params["properties"] = {name: _inline(spec, schema) for name, spec in merged.items()}
+    return schema
+
+
+def _inline(spec: dict, root: dict) -> dict:
+    """Replace a local ``$ref`` by what it names, so readers of a property see its type."""
+    if "$ref" not in spec:
+        return spec
+    target = root
+    for part in spec["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in spec.items() if k != "$ref"}}
+
+
+def operations() -> list[tuple[str, str, str]]:
+    """Every (service, operation, one-line description) with a schema."""
+    found = []
+    for path in sorted(SCHEMA_DIR.glob("*/*.yaml")):
+        schema = yaml.safe_load(path.read_text())
+        found.append((path.parent.name, path.stem, schema.get("description", "").strip().splitlines()[0]))
+    return found
+
+
+def validate(service: str, operation: str, call: dict) -> None:
+    """Refuse a call that does not match its schema, naming every problem."""
+    schema = load(service, operation)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = sorted(validator.iter_errors(call), key=lambda e: list(e.absolute_path))
+    if problems:
+        described = "; ".join(_describe(p) for p in problems[:5])
+        raise UsageError(
+            f"invalid call to {service} {operation}: {described}",
+            hint=f"see `gensvc {service} {operation} --help`",
+        )
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "call"
+    if error.validator in ("oneOf", "anyOf") and "x-hint" in error.schema:
+        return f"{where}: {error.schema['x-hint']}"
+    if error.validator == "additionalProperties":
+        return f"{where}: {error.message.replace('Additional properties are not allowed', 'unknown names')}"
+    return f"{where}: {error.message}"

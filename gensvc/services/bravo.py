@@ -1,0 +1,417 @@
+"""Bravo (TOPMed freeze5) variant browser: client and operations.
+
+Bravo is synchronous: every operation is a handful of paged GETs under the
+shared limit of 180 requests per 15 minutes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import json
+import math
+import re
+from collections import defaultdict
+from urllib.parse import urljoin, urlsplit
+
+from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
+
+MAX_REGION = 250_000
+PAGE_SIZE = 1000
+FILTER_KEYS = ("allele_count", "allele_freq", "allele_num", "site_quality", "filter")
+COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "allele_count", "allele_num", "allele_freq", "filter", "site_quality")
+CHROMOSOMES = [str(n) for n in range(1, 23)] + ["X", "Y", "M"]
+CHROM_ORDER = {name: index for index, name in enumerate(CHROMOSOMES)}
+FILTERS = {
+    "PASS": "All filters passed",
+    "CEN": "Variant located in centromeric region with inferred sequences",
+    "SVM": "Variant failed SVM filter",
+    "DISC": "Mendelian or duplicate genotype discordance is high (3/5% or more)",
+    "CHRXHET": "Excess heterozygosity in chrX in males",
+    "EXHET": "Excess heterozygosity with HWE p-value < 1e-6",
+}
+
+
+class BravoClient:
+    def __init__(self, step):
+        self.session = step.session
+        self.base = step.settings.url
+        self.token = step.settings.credentials.get("token")
+        self.token_hint = (
+            "set GENSVC_BRAVO_TOKEN (or token_file) to a current token from `bravo print-access-token`; "
+            "Bravo tokens are tied to the IP address they were made from"
+        )
+
+    def get(self, path: str, params: dict | None = None) -> dict:
+        return self._get(urljoin(self.base, path), params)
+
+    def pages(self, path: str, params: dict):
+        """Every page of a paged query, following ``next`` until it is null."""
+        page = self.get(path, params)
+        yield page
+        while page.get("next"):
+            page = self._get(self._same_origin(page["next"]), None)
+            yield page
+
+    def _same_origin(self, link: str) -> str:
+        # the token goes only to the server we were configured with
+        parts = urlsplit(link)
+        return urljoin(self.base, parts.path + (f"?{parts.query}" if parts.query else ""))
+
+    def _get(self, url: str, params: dict | None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = self.session.get(url, params=params, headers=headers)
+        where = url.split("?")[0]
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 200 and isinstance(body, dict):
+            return body
+        message = body.get("error") if isinstance(body, dict) else None
+        if response.status_code == 400 and message == "not authorized":
+            raise AuthError("bravo: not authorized", where=where, hint=self.token_hint)
+        if response.status_code == 400:
+            raise RequestRejected(f"bravo refused the query: {message or response.text[:200]}", where=where)
+        if response.status_code == 404:
+            raise RequestRejected("bravo has no such endpoint", where=where, hint="check the base URL (GENSVC_BRAVO_URL or params url)")
+        if response.status_code in (401, 403):
+            raise AuthError(f"bravo: HTTP {response.status_code} {message or ''}", where=where, hint=self.token_hint)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ServiceUnavailable(f"bravo answered HTTP {response.status_code}", where=where, hint="try again later")
+        raise GensvcError(f"bravo answered HTTP {response.status_code}: {message or response.text[:200]}", where=where)
+
+
+# ---- parameters --------------------------------------------------------------
+
+
+def bravo_chrom(chrom: str) -> str | None:
+    """``chr22``/``22`` -> ``22``; ``MT`` -> ``M``; None for names Bravo has no data for."""
+    name = re.sub(r"^chr", "", str(chrom), flags=re.IGNORECASE)
+    name = {"MT": "M", "x": "X", "y": "Y", "m": "M"}.get(name, name)
+    return name if name in CHROM_ORDER else None
+
+
+def _chrom_param(chrom: str) -> str:
+    name = bravo_chrom(chrom)
+    if name is None:
+        raise UsageError(f"chromosome {chrom!r} is not one Bravo serves", hint="use 1-22, X, Y or M, with or without chr")
+    return name
+
+
+def filter_params(filters: dict) -> dict:
+    """Filter params as Bravo takes them; a list repeats the key (both must hold)."""
+    params = {}
+    for key in FILTER_KEYS:
+        value = filters.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        params[key] = [str(v) for v in values]
+    return params
+
+
+FILTER_TYPES = {"allele_count": int, "allele_num": int, "allele_freq": float, "site_quality": float, "filter": str}
+COMPARE = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "lt": lambda a, b: a < b,
+    "gte": lambda a, b: a >= b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+def parse_condition(key: str, text) -> tuple[str, object]:
+    """``"gte:0.01"`` -> ("gte", 0.01); a quoted value is a literal eq, as Bravo reads it."""
+    text = str(text)
+    operator, value = "eq", text
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        value = text[1:-1]
+    elif ":" in text:
+        operator, _, value = text.partition(":")
+        operator = operator.lower()
+        if operator not in COMPARE or ":" in value:
+            raise UsageError(f"filter {key}={text!r} is not VALUE or OP:VALUE", hint="OP is eq, ne, gt, lt, gte or lte")
+    try:
+        return operator, FILTER_TYPES[key](value)
+    except ValueError:
+        raise UsageError(f"filter {key}={text!r}: {value!r} is not a number") from None
+
+
+def filter_conditions(filters: dict) -> list[tuple[str, str, object]]:
+    return [(key, *parse_condition(key, text)) for key, texts in filter_params(filters).items() for text in texts]
+
+
+def passes(variant: dict, conditions) -> bool:
+    # Bravo keeps one value per operator and key (freeze5) or ORs repeats (later code):
+    # either way its answer holds every match, and this check makes them all hold
+    return all(COMPARE[op](variant.get(key), value) for key, op, value in conditions)
+
+
+def region_windows(start: int, end: int, width: int = MAX_REGION):
+    """Windows of at most ``width`` bp covering [start, end]; neighbours share their edge."""
+    if start >= end:
+        raise UsageError(f"region start {start} must be less than end {end}")
+    while True:
+        window_end = min(end, start + width)
+        yield start, window_end
+        if window_end >= end:
+            return
+        start = window_end
+
+
+# ---- results -----------------------------------------------------------------
+
+
+def sort_variants(variants: list[dict], sort: str | None) -> list[dict]:
+    """Order like Bravo does: the given keys, then position, then variant id."""
+    ordered = sorted(variants, key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"], v["variant_id"]))
+    for key, descending in reversed(_sort_keys(sort)):
+        field = {"variant-id": "variant_id"}.get(key, key)
+        if field == "pos":
+            ordered.sort(key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"]), reverse=descending)
+        else:
+            ordered.sort(key=lambda v: v.get(field), reverse=descending)
+    return ordered
+
+
+def _sort_keys(sort: str | None) -> list[tuple[str, bool]]:
+    keys = []
+    for part in (sort or "").split(","):
+        if part.strip():
+            key, _, direction = part.strip().partition(":")
+            keys.append((key, direction.lower() in ("desc", "-1")))
+    return keys
+
+
+def write_variants(path: str, variants: list[dict], fmt: str, extra: dict | None = None) -> None:
+    if fmt == "json":
+        with open(path, "w") as handle:
+            json.dump({**(extra or {}), "variants": variants}, handle, indent=1)
+            handle.write("\n")
+    elif fmt == "tsv":
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for v in variants:
+                writer.writerow([v.get(c, "") for c in COLUMNS])
+    else:
+        write_vcf(path, variants)
+
+
+def write_vcf(path: str, variants: list[dict]) -> None:
+    ordered = sorted(variants, key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"], v["ref"], v["alt"]))
+    chroms = sorted({v["chrom"] for v in variants}, key=lambda c: CHROM_ORDER.get(c, 99))
+    with open(path, "w") as handle:
+        handle.write("##fileformat=VCFv4.2\n##source=gensvc bravo (TOPMed freeze5)\n")
+        for name, description in FILTERS.items():
+            handle.write(f'##FILTER=<ID={name},Description="{description}">\n')
+        handle.write(
+            '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of Alleles in Samples with Coverage">\n'
+            '##INFO=<ID=AC,Number=A,Type=Integer,Description="Alternate Allele Counts in Samples with Coverage">\n'
+            '##INFO=<ID=AF,Number=A,Type=Float,Description="Alternate Allele Frequencies">\n'
+        )
+        for chrom in chroms:
+            handle.write(f"##contig=<ID={chrom}>\n")
+        handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        for v in ordered:
+            info = f"AN={v['allele_num']};AC={v['allele_count']};AF={v['allele_freq']}"
+            handle.write(
+                f"{v['chrom']}\t{v['pos']}\t{v['variant_id']}\t{v['ref']}\t{v['alt']}\t"
+                f"{v.get('site_quality', '.')}\t{v.get('filter') or '.'}\t{info}\n"
+            )
+
+
+def output_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    for suffix, name in ((".tsv", "tsv"), (".txt", "tsv"), (".json", "json"), (".vcf", "vcf")):
+        if path.endswith(suffix):
+            return name
+    raise UsageError(f"cannot tell the format of {path}", hint="end it in .tsv, .json or .vcf, or set params format")
+
+
+def _collect(client: BravoClient, path: str, params: dict, seen: set | None = None, conditions=()) -> tuple[list[dict], dict]:
+    """All records of a paged query (deduplicated by variant id) and the first page's extras."""
+    seen = set() if seen is None else seen
+    variants, first = [], None
+    for page in client.pages(path, params):
+        first = first or page
+        for variant in page["data"]:
+            if variant["variant_id"] not in seen and passes(variant, conditions):
+                seen.add(variant["variant_id"])
+                variants.append(variant)
+    extras = {k: v for k, v in (first or {}).items() if k not in ("data", "next", "format", "header", "meta")}
+    return variants, extras
+
+
+def _api_versions(url: str) -> dict:
+    # the base URL names dataset and API version: no request needed
+    match = re.search(r"/([^/]+)/([^/]+)/api/(v\d+)/?$", url)
+    return {"dataset": f"{match.group(1)}/{match.group(2)}", "api_version": match.group(3)} if match else {}
+
+
+# ---- operations ----------------------------------------------------------------
+
+
+def info(step) -> dict:
+    client = BravoClient(step)
+    about = client.get("")
+    with open(step.output["info"], "w") as handle:
+        json.dump(about, handle, indent=1)
+        handle.write("\n")
+    return {"versions": {k: about[k] for k in ("dataset", "api_version") if k in about}}
+
+
+def variant(step, *, variant_id=None, chrom=None, pos=None, format=None) -> dict:
+    path = step.output["variants"]
+    fmt = output_format(path, format)
+    if variant_id and (chrom or pos):
+        raise UsageError("give variant_id, or chrom and pos, not both")
+    if variant_id:
+        parts = variant_id.split("-")
+        if len(parts) != 4 or not parts[1].isdigit():
+            raise UsageError(f"variant_id {variant_id!r} is not CHROM-POS-REF-ALT", hint="e.g. 22-16389447-A-G")
+        params = {"variant_id": "-".join([_chrom_param(parts[0]), *parts[1:]])}
+    elif chrom and pos:
+        params = {"chrom": _chrom_param(chrom), "pos": int(pos)}
+    else:
+        raise UsageError("give variant_id, or chrom and pos")
+    variants, _ = _collect(BravoClient(step), "variant", params)
+    write_variants(path, variants, fmt)
+    return {"variants": len(variants), "versions": _api_versions(step.url)}
+
+
+def region(step, *, chrom, start, end, sort=None, limit=PAGE_SIZE, format=None, **filters) -> dict:
+    path = step.output["variants"]
+    fmt = output_format(path, format)
+    query = {"chrom": _chrom_param(chrom), **filter_params(filters), "limit": limit}
+    conditions = filter_conditions(filters)
+    if sort:
+        query["sort"] = sort
+    windows = list(region_windows(int(start), int(end)))
+    client, seen, variants = BravoClient(step), set(), []
+    for window_start, window_end in windows:
+        found, _ = _collect(client, "region", {**query, "start": window_start, "end": window_end}, seen, conditions)
+        variants.extend(found)
+    if len(windows) > 1:
+        variants = sort_variants(variants, sort)
+    write_variants(path, variants, fmt)
+    return {"variants": len(variants), "windows": len(windows), "versions": _api_versions(step.url)}
+
+
+def gene(step, *, name, sort=None, limit=PAGE_SIZE, format=None, **filters) -> dict:
+    path = step.output["variants"]
+    fmt = output_format(path, format)
+    query = {"name": name, **filter_params(filters), "limit": limit}
+    conditions = filter_conditions(filters)
+    if sort:
+        query["sort"] = sort
+    variants, extras = _collect(BravoClient(step), "gene", query, conditions=conditions)
+    write_variants(path, variants, fmt, extra={"gene": extras.get("gene")})
+    return {"variants": len(variants), "gene": extras.get("gene"), "versions": _api_versions(step.url)}
+
+
+# ---- frequencies ------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    "chrom", "pos", "ref", "alt", "bravo_variant_id", "allele_freq", "allele_count", "allele_num", "filter", "found",
+)
+
+
+def read_sites(vcf_path: str) -> list[tuple[str, int, str, str]]:
+    """(chrom as in the input, pos, ref, alt) for every ALT of every record, in file order."""
+    import pysam  # only this operation reads VCF
+
+    pysam.set_verbosity(0)  # htslib's warnings (e.g. contigs missing from the header) are not errors
+    sites = []
+    try:
+        with pysam.VariantFile(vcf_path) as vcf:
+            for record in vcf:
+                for alt in record.alts or ():
+                    sites.append((record.chrom, record.pos, record.ref, alt))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read VCF {vcf_path}: {exc}", hint="give a VCF, plain or bgzipped") from None
+    return sites
+
+
+def plan_queries(positions: list[int], density: float, page_size: int = PAGE_SIZE) -> list[tuple[int, int]]:
+    """Cheapest cover of sorted, distinct positions by (start, end) queries.
+
+    A single position costs one /variant request; a stretch costs one /region
+    request per expected page (``density`` variants per bp). Solved exactly by
+    dynamic programming: for each stretch end, only the longest stretch of each
+    page count can be optimal, because the best cost of a prefix never decreases.
+    """
+    n = len(positions)
+    best = [0.0] * (n + 1)
+    choice = [0] * (n + 1)
+    per_page = page_size / density
+    max_pages = max(1, math.ceil(MAX_REGION / per_page))
+    for j in range(n):
+        best[j + 1], choice[j + 1] = best[j] + 1, j  # the site alone
+        for pages in range(1, max_pages + 1):
+            reach = min(pages * per_page, MAX_REGION)
+            i = bisect.bisect_left(positions, positions[j] - reach + 1, 0, j + 1)
+            cost = best[i] + pages
+            if cost < best[j + 1]:
+                best[j + 1], choice[j + 1] = cost, i
+    spans, j = [], n
+    while j > 0:
+        i = choice[j]
+        spans.append((positions[i], positions[j - 1]))
+        j = i
+    return spans[::-1]
+
+
+def _trimmed(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """Shared suffix, then shared prefix, removed: one key for equivalent spellings."""
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return pos, ref, alt
+
+
+def frequencies(step, *, density=0.1, page_size=PAGE_SIZE) -> dict:
+    sites = read_sites(step.input["vcf"])
+    by_chrom: dict[str, set[int]] = defaultdict(set)
+    for chrom, pos, _, alt in sites:
+        name = bravo_chrom(chrom)
+        if name and not alt.startswith("<") and alt != "*":
+            by_chrom[name].add(pos)
+    client = BravoClient(step)
+    known: dict[tuple, dict] = {}
+    counts = {"region_queries": 0, "variant_queries": 0}
+    for chrom in sorted(by_chrom, key=CHROM_ORDER.get):
+        for start, end in plan_queries(sorted(by_chrom[chrom]), density, page_size):
+            if start == end:
+                found, _ = _collect(client, "variant", {"chrom": chrom, "pos": start})
+                counts["variant_queries"] += 1
+            else:
+                found, _ = _collect(client, "region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
+                counts["region_queries"] += 1
+            for v in found:
+                known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
+                known.setdefault((v["chrom"], *_trimmed(v["pos"], v["ref"], v["alt"])), v)
+    found_count = 0
+    with open(step.output["table"], "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(TABLE_COLUMNS)
+        for chrom, pos, ref, alt in sites:
+            name = bravo_chrom(chrom)
+            match = known.get((name, pos, ref, alt)) or known.get((name, *_trimmed(pos, ref, alt)))
+            found_count += match is not None
+            values = [match[k] for k in ("variant_id", "allele_freq", "allele_count", "allele_num", "filter")] if match else [""] * 5
+            writer.writerow([chrom, pos, ref, alt, *values, "true" if match else "false"])
+    return {
+        "sites": len(sites),
+        "found": found_count,
+        "requests_planned": counts,
+        "density": density,
+        "versions": _api_versions(step.url),
+    }
+
+
+OPERATIONS = {"info": info, "variant": variant, "region": region, "gene": gene, "frequencies": frequencies}

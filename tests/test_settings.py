@@ -1,0 +1,94 @@
+"""Settings and secrets: where they come from, what is refused, over real calls."""
+
+import os
+
+import yaml
+
+from conftest import BRAVO_TOKEN, read_json, run_gensvc, stats
+
+
+def info(tmp_path, env, *extra):
+    out = tmp_path / "info.json"
+    return run_gensvc(["bravo", "info", "--output", f"info={out}", *extra], env), out
+
+
+def test_token_from_environment(tmp_path, env, bravo):
+    done, out = info(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert read_json(out)["api_version"] == "v1"
+
+
+def test_token_from_credentials_file_with_mode_600(tmp_path, env, bravo):
+    creds = tmp_path / "credentials.yaml"
+    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
+    os.chmod(creds, 0o600)
+    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"} | {"GENSVC_CREDENTIALS": str(creds)}
+    done, out = info(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
+
+
+def test_default_credentials_file_under_home(tmp_path, env, bravo):
+    creds = tmp_path / "home" / ".config" / "gensvc" / "credentials.yaml"
+    creds.parent.mkdir(parents=True)
+    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
+    os.chmod(creds, 0o600)
+    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"}
+    done, _ = info(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_credentials_file_readable_by_others_is_refused_before_any_request(tmp_path, env, bravo):
+    creds = tmp_path / "credentials.yaml"
+    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
+    os.chmod(creds, 0o644)
+    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"} | {"GENSVC_CREDENTIALS": str(creds)}
+    done, out = info(tmp_path, env)
+    assert done.returncode == 2
+    assert "chmod 600" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert stats(bravo)["requests"] == 0
+
+
+def test_token_file_param(tmp_path, env, bravo):
+    token_file = tmp_path / "bravo.token"
+    token_file.write_text(BRAVO_TOKEN + "\n")
+    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"}
+    done, out = info(tmp_path, env, "--token-file", token_file)
+    assert done.returncode == 0, done.stderr
+    prov = read_json(f"{out}.prov.json")
+    assert BRAVO_TOKEN not in out.with_name(out.name + ".prov.json").read_text()
+    assert "token_file" not in prov["request"]["params"]
+
+
+def test_secret_in_params_is_refused(tmp_path, env, bravo):
+    from gensvc.runner import Call, execute
+
+    call = Call("bravo", "info", output={"info": str(tmp_path / "i.json")}, params={"token": "abc123secret"})
+    assert execute(call) == 2
+    assert stats(bravo)["requests"] == 0
+
+
+def test_url_precedence_params_over_environment_over_config(tmp_path, env, bravo):
+    config = tmp_path / "gensvc.yaml"
+    config.write_text(yaml.safe_dump({"bravo": {"url": "http://127.0.0.1:9/nothing/"}}))
+    env_config_only = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_URL"} | {
+        "GENSVC_CONFIG": str(config),
+        "GENSVC_BRAVO_MAX_ATTEMPTS": "1",
+    }
+    done, _ = info(tmp_path, env_config_only)
+    assert done.returncode == 5  # the config's dead URL was used
+    assert "127.0.0.1:9" in done.stderr
+    done, _ = info(tmp_path, env | {"GENSVC_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr  # the environment beat the config
+    done, out = info(tmp_path, env_config_only, "--url", bravo.url)
+    assert done.returncode == 0, done.stderr  # params beat both
+    assert read_json(f"{out}.prov.json")["url"] == bravo.url
+
+
+def test_missing_config_file_named_in_environment(tmp_path, env):
+    done, _ = info(tmp_path, env | {"GENSVC_CONFIG": str(tmp_path / "absent.yaml")})
+    assert done.returncode == 2
+    assert "GENSVC_CONFIG" in done.stderr
