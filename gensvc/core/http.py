@@ -37,12 +37,14 @@ class ServiceRetry(Retry):
 
     RETRY_AFTER_STATUS_CODES = frozenset({413, 429, 503})
 
-    def __init__(self, *args, deadline_at: float | None = None, **kwargs):
+    def __init__(self, *args, deadline_at: float | None = None, started_at: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.deadline_at = deadline_at
+        self.started_at = time.monotonic() if started_at is None else started_at
 
     def new(self, **kw):
         kw.setdefault("deadline_at", self.deadline_at)
+        kw.setdefault("started_at", self.started_at)
         return super().new(**kw)
 
     def get_backoff_time(self) -> float:
@@ -135,7 +137,6 @@ class ServiceSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         stream = kwargs.get("stream", False)
         retry = self.new_retry()
-        started = time.monotonic()
         while True:
             if self.limiter is not None:
                 self.limiter.acquire()
@@ -147,15 +148,18 @@ class ServiceSession(requests.Session):
                     response.content  # a body cut short raises here, inside the retry loop
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
-                retry = self._next_retry(retry, request, started, error=exc)
+                retry = self.next_attempt(retry, request, error=exc)
                 continue
             self._log_response(request, response)
             if response.status_code not in RETRY_STATUSES or not retry.is_retry(request.method, response.status_code):
                 return response
-            retry = self._next_retry(retry, request, started, response=response)
+            retry = self.next_attempt(retry, request, response=response)
 
-    def _next_retry(self, retry, request, started, *, response=None, error=None) -> ServiceRetry:
+    def next_attempt(self, retry: ServiceRetry, request, *, response=None, error=None) -> ServiceRetry:
+        """Wait before the next attempt, or raise ServiceUnavailable when none is left."""
         raw = response.raw if response is not None else None
+        if response is not None:
+            response.close()
         try:
             retry = retry.increment(request.method, request.url, response=raw, error=_as_urllib3_error(error))
             if self._window_is_full(retry, response):
@@ -167,7 +171,7 @@ class ServiceSession(requests.Session):
                 retry.sleep(raw)
             return retry
         except (MaxRetryError, ProtocolError, ConnectTimeoutError, DeadlineExceeded) as stop:
-            raise self._unavailable(request, started, response, error, stop) from None
+            raise self._unavailable(request, retry.started_at, response, error, stop) from None
 
     def _window_is_full(self, retry, response) -> bool:
         return (
