@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+OC_VENV := .venv-oc
 
 .PHONY: test demo bench clean
 
@@ -11,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
+# the real OpenCRAVAT server, a test peer, lives in a venv of its own
 test: $(STAMP)
+	bash tests/peers/setup_opencravat.sh $(OC_VENV)
 	$(PY) -m pytest
 
 demo: $(STAMP)
@@ -22,4 +25,4 @@ bench: $(STAMP)
 	$(PY) bench/ratelimit.py
 
 clean:
-	rm -rf $(VENV) .gensvc .snakemake results .pytest_cache
+	rm -rf $(VENV) $(OC_VENV) .gensvc .snakemake results .pytest_cache

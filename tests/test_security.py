@@ -52,3 +52,21 @@ def test_next_links_never_carry_the_token_elsewhere(tmp_path, env, bravo):
                        "--limit", "100", "--output", f"variants={out}"], env)
     assert done.returncode == 0, done.stderr
     assert stats(bravo)["requests"] == read_json(f"{out}.prov.json")["requests"] > 1
+
+
+def test_a_next_link_to_another_host_is_followed_on_the_configured_server_only(tmp_path, env, bravo):
+    from conftest import BRAVO_TOKEN as token, add_fault
+    from gensvc.emulators.server import start_emulator
+
+    with start_emulator("bravo", tokens=[token]) as elsewhere:
+        # the first page points its `next` at another server; the token must not go there
+        foreign = f"{elsewhere.url}region?chrom=22&start=16387675&end=16390908&limit=5&sort=pos:asc&last=x"
+        add_fault(bravo, path="*/region", kind="status", status=200, count=1,
+                  body={"data": [], "format": "json", "next": foreign})
+        out = tmp_path / "r.tsv"
+        done = run_gensvc(["bravo", "region", "--chrom", "22", "--start", "16387675", "--end", "16390908",
+                           "--output", f"variants={out}"], env)
+        assert stats(elsewhere)["requests"] == 0
+    assert stats(bravo)["requests"] == 2  # the second page was asked of the configured server
+    assert done.returncode == 2  # whose answer to the bogus cursor is a clear refusal
+    assert "invalid query parameters" in done.stderr

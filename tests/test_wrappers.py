@@ -132,3 +132,36 @@ def test_every_wrapper_has_its_parts():
         assert len(code) <= 10
         wrapper_text = (wrapper / "wrapper.py").read_text()
         assert "pysam" not in wrapper_text
+
+
+def test_operations_that_read_no_vcf_do_not_import_pysam(tmp_path, env):
+    script = (
+        "import sys, runpy\n"
+        f"sys.argv = ['wrapper.py', '--chrom', '22', '--start', '16387675', '--end', '16390908', '--output', 'variants={tmp_path / 'r.tsv'}']\n"
+        "try:\n"
+        f"    runpy.run_path('{REPO / 'wrappers' / 'bravo' / 'region' / 'wrapper.py'}', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    print('exit', done.code, 'pysam' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "exit 0 False", done.stderr
+
+
+def test_gensvc_emulate_prints_one_line_per_service_and_stops(tmp_path):
+    import json
+    import signal
+
+    import requests
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gensvc.cli", "emulate", "bravo", "--port", "0", "--tokens", "t0ken-a,t0ken-b"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = json.loads(server.stdout.readline())
+        assert line["service"] == "bravo" and line["url"].startswith("http://127.0.0.1:")
+        answer = requests.get(line["url"], headers={"Authorization": "Bearer t0ken-b"}, timeout=5)
+        assert answer.status_code == 200 and answer.json()["api_version"] == "v1"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0

@@ -13,6 +13,7 @@ shared mistake. Each service module exposes `create_app(config) -> WSGI app` and
 # service name -> module with create_app(config) and BASE_PATH
 EMULATORS: dict[str, str] = {
     "bravo": "gensvc.emulators.bravo",
+    "cgi": "gensvc.emulators.cgi",
 }
 
 from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs  # noqa: E402
