@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import requests
@@ -61,19 +62,34 @@ def lower_bound(records) -> int:
     by_chrom: dict[str, list[int]] = {}
     for chrom, pos, _, _ in records:
         by_chrom.setdefault(chrom, []).append(pos)
-    for chrom, positions in by_chrom.items():
-        positions = sorted(set(positions))
-        truth = [v["pos"] for v in variants_in(chrom, positions[0], positions[-1])]
-        best = [0] * (len(positions) + 1)
-        for j in range(len(positions)):
-            best[j + 1] = best[j] + 1
-            i = j
-            while i > 0 and positions[j] - positions[i - 1] <= MAX_REGION:
-                i -= 1
-                held = bisect.bisect_right(truth, positions[j]) - bisect.bisect_left(truth, positions[i])
-                best[j + 1] = min(best[j + 1], best[i] + max(1, math.ceil((held + 1) / PAGE)))
-        total += best[-1]
+    for chrom, all_positions in by_chrom.items():
+        for positions in stretches(sorted(set(all_positions))):
+            total += cheapest_cover(chrom, positions)
     return total
+
+
+def stretches(positions: list[int]):
+    """Runs of positions no query could join across (gaps over the region limit)."""
+    run = [positions[0]]
+    for pos in positions[1:]:
+        if pos - run[-1] > MAX_REGION:
+            yield run
+            run = []
+        run.append(pos)
+    yield run
+
+
+def cheapest_cover(chrom: str, positions: list[int]) -> int:
+    truth = [v["pos"] for v in variants_in(chrom, positions[0], positions[-1])]
+    best = [0] * (len(positions) + 1)
+    for j in range(len(positions)):
+        best[j + 1] = best[j] + 1
+        i = j
+        while i > 0 and positions[j] - positions[i - 1] <= MAX_REGION:
+            i -= 1
+            held = bisect.bisect_right(truth, positions[j]) - bisect.bisect_left(truth, positions[i])
+            best[j + 1] = min(best[j + 1], best[i] + max(1, math.ceil((held + 1) / PAGE)))
+    return best[-1]
 
 
 def main() -> int:
@@ -82,19 +98,22 @@ def main() -> int:
     parser.add_argument("--genes", type=int, default=200)
     args = parser.parse_args()
     records = exome_like(args.variants, args.genes)
-    with tempfile.TemporaryDirectory() as tmp, start_emulator("bravo", tokens=[TOKEN]) as bravo:
+    # only the count of requests matters here, so neither side limits the rate
+    with tempfile.TemporaryDirectory() as tmp, start_emulator("bravo", tokens=[TOKEN], rate_limit=(10**6, 900)) as bravo:
         vcf = Path(tmp) / "exome.vcf"
         write_vcf(vcf, records)
         env = dict(os.environ, GENSVC_BRAVO_URL=bravo.url, GENSVC_BRAVO_TOKEN=TOKEN,
                    GENSVC_BRAVO_RATE_LIMIT="off", GENSVC_STATE_DIR=str(Path(tmp) / "state"))
         command = [sys.executable, "-m", "gensvc.cli", "bravo", "frequencies",
                    "--input", f"vcf={vcf}", "--output", f"table={Path(tmp) / 'table.tsv'}"]
+        started = time.monotonic()
         subprocess.run(command, env=env, check=True)
+        seconds = time.monotonic() - started
         made = requests.get(f"{bravo.root}/_emulator/stats", timeout=5).json()["requests"]
     sites = len(set(records))
     bound = lower_bound(records)
     print(f"exome-like VCF: {sites} variants in {args.genes} genes")
-    print(f"requests made by frequencies: {made}")
+    print(f"requests made by frequencies: {made} (in {seconds:.1f} s against the unlimited emulator)")
     print(f"lower bound (oracle plan):     {bound}    made / bound        = {made / bound:.2f}")
     print(f"one request per variant:      {sites}    made / per-variant  = {made / sites:.3f}")
     print(f"at Bravo's 180 per 15 min: {made / 180 * 15:.0f} min, against {sites / 180 * 15:.0f} min one per variant")
