@@ -23,7 +23,7 @@ SERVICES = ("bravo", "opencravat", "cgi", "cavatica", "opencga")
 
 DEFAULT_URLS = {
     "bravo": "https://bravo.sph.umich.edu/freeze5/hg38/api/v1/",
-    "opencravat": "http://localhost:8080/",
+    "opencravat": "https://run.opencravat.org/",
     "cgi": "https://www.cancergenomeinterpreter.org/api/v1/",
     "cavatica": "https://cavatica-api.sbgenomics.com/v2/",
     "opencga": "http://localhost:8080/opencga/",
@@ -50,6 +50,8 @@ SECRETS = {
     "cavatica": ("token",),
     "opencga": ("token", "user", "password"),
 }
+# credentials that name someone rather than unlock anything: kept, but not masked in logs
+NOT_SECRET = {("opencravat", "user"), ("opencga", "user")}
 # the services' own variables, honoured like ours
 FOREIGN_ENV = {("cavatica", "token"): "SB_AUTH_TOKEN", ("cavatica", "url"): "SB_API_ENDPOINT"}
 
@@ -166,8 +168,9 @@ def read_credentials(service: str, token_file: str | None = None) -> Credentials
         if name not in creds.values and file_values.get(name):
             creds.values[name] = str(file_values[name])
             creds.source = creds.source or "credentials file"
-    for value in creds.values.values():
-        register_secret(value)
+    for name, value in creds.values.items():
+        if (service, name) not in NOT_SECRET:
+            register_secret(value)
     return creds
 
 

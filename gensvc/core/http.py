@@ -113,6 +113,8 @@ class ServiceSession(requests.Session):
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.request_count = 0
+        # a service whose 5xx can mean "your request is wrong" sets this to spot those
+        self.is_final = None
         self.verify = True
         self.headers["User-Agent"] = USER_AGENT
 
@@ -151,7 +153,11 @@ class ServiceSession(requests.Session):
                 retry = self.next_attempt(retry, request, error=exc)
                 continue
             self._log_response(request, response)
-            if response.status_code not in RETRY_STATUSES or not retry.is_retry(request.method, response.status_code):
+            if (
+                response.status_code not in RETRY_STATUSES
+                or not retry.is_retry(request.method, response.status_code)
+                or (self.is_final is not None and self.is_final(response))
+            ):
                 return response
             retry = self.next_attempt(retry, request, response=response)
 

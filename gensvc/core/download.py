@@ -1,0 +1,120 @@
+"""Streaming downloads that are never half-written.
+
+Bytes go to ``<path>.part`` and are renamed to ``<path>`` only once the size
+(Content-Length) and, if given, the SHA-256 check out. A connection lost
+mid-body resumes with ``Range`` when the server honours it, and starts over
+when it does not, within the session's attempts and deadline. The file name
+always comes from the caller; a Content-Disposition name is only checked and
+recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import requests
+
+log = logging.getLogger("gensvc.download")
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Downloaded:
+    path: str
+    size: int
+    sha256: str
+    content_type: str | None
+    server_filename: str | None
+    resumed: int  # times the transfer continued from where it broke
+
+
+class IncompleteBody(requests.exceptions.ChunkedEncodingError):
+    """The server closed the body before Content-Length bytes arrived."""
+
+
+def download(session, url: str, path: str, *, check_response=None, sha256: str | None = None,
+             headers: dict | None = None) -> Downloaded:
+    """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer."""
+    part = Path(f"{path}.part")
+    retry = session.new_retry()
+    received, total, resumed = 0, None, 0
+    response = None
+    try:
+        while True:
+            wanted = dict(headers or {})
+            if received:
+                wanted["Range"] = f"bytes={received}-"
+            try:
+                response = session.get(url, headers=wanted, stream=True)
+                if check_response is not None:
+                    check_response(response)
+                received, total = _start(response, received, part)
+                with open(part, "ab") as sink:
+                    for chunk in response.iter_content(CHUNK):
+                        sink.write(chunk)
+                        received += len(chunk)
+                if total is not None and received < total:
+                    raise IncompleteBody(f"{received} of {total} bytes")
+                break
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                log.info("download of %s broke after %d bytes (%s); continuing", url.split("?")[0], received, type(exc).__name__)
+                retry = session.next_attempt(retry, _request_of(response, url), error=exc)
+                resumed += 1
+        if total is not None and received != total:
+            raise IncompleteBody(f"{received} bytes, expected {total}")
+        digest = _sha256(part)
+        if sha256 and digest != sha256.lower():
+            from gensvc.errors import ServiceUnavailable
+
+            raise ServiceUnavailable(f"download of {url} does not match its checksum", hint="try again; the service sent different bytes")
+        os.replace(part, path)
+        return Downloaded(path, received, digest, response.headers.get("Content-Type"), _disposition_name(response), resumed)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _start(response, received: int, part: Path) -> tuple[int, int | None]:
+    """Where this answer's bytes begin, and the whole file's size if known."""
+    length = response.headers.get("Content-Length")
+    if response.status_code == 206 and received:
+        match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == received:
+            whole = match.group(2)
+            return received, int(whole) if whole != "*" else None
+    # a full answer: start over
+    part.write_bytes(b"")
+    return 0, int(length) if length and length.isdigit() else None
+
+
+def _request_of(response, url):
+    if response is not None:
+        return response.request
+    return requests.Request("GET", url).prepare()
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _disposition_name(response) -> str | None:
+    """The server's suggested name, only if it is a plain file name (recorded, never used as a path)."""
+    header = response.headers.get("Content-Disposition", "")
+    match = re.search(r"filename\*=(?:UTF-8'')?([^;]+)", header, re.I) or re.search(r'filename="?([^";]+)"?', header, re.I)
+    if not match:
+        return None
+    name = unquote(match.group(1).strip())
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        log.warning("ignoring unsafe file name %r in Content-Disposition", name)
+        return None
+    return name

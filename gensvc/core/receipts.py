@@ -1,0 +1,183 @@
+"""Exactly-once submission and the receipt handed from submit to poll to download.
+
+An idempotency key (sha256 of service, base URL, operation, canonical params
+and input digests) names a submission. A journal entry under the state dir is
+written before the request and completed after it; the key travels with the
+job (its note, title or name), so a rerun after a crash finds the job — in the
+journal, or in the server's own job list — instead of submitting it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+import gensvc
+from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
+from gensvc.errors import UsageError
+
+log = logging.getLogger("gensvc.receipts")
+
+KEY_PREFIX = "gensvc:"
+SUBMISSION_SPACING = RateLimit(1, 1.1)  # job ids are second-resolution timestamps on some services
+
+
+def file_digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def idempotency_key(service: str, base_url: str, operation: str, params: dict, inputs: dict) -> str:
+    digests = {
+        name: [file_digest(p) for p in paths] if isinstance(paths, list) else file_digest(paths)
+        for name, paths in sorted(inputs.items())
+    }
+    canonical = json.dumps(
+        {"service": service, "url": base_url, "operation": operation, "params": params, "inputs": digests},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def key_tag(key: str) -> str:
+    """How the key is written into a job's note or title."""
+    return f"{KEY_PREFIX}{key[:32]}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Journal:
+    """One small JSON file per submission under ``<state_dir>/journal/<service>/``."""
+
+    def __init__(self, state_dir: Path, service: str):
+        self.directory = Path(state_dir) / "journal" / service
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def lock(self, key: str) -> FileLock:
+        # two processes with the same key must not both submit
+        return FileLock(str(self._path(key)) + ".lock")
+
+    def lookup(self, key: str) -> dict | None:
+        try:
+            return json.loads(self._path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.warning("journal entry %s is unreadable; treating it as a crash before completion", key)
+            return {"key": key, "state": "submitting"}
+
+    def begin(self, key: str, request: dict) -> None:
+        self._write(key, {"key": key, "state": "submitting", "began": now_iso(), "request": request})
+
+    def complete(self, key: str, job_id: str) -> None:
+        entry = self.lookup(key) or {"key": key}
+        self._write(key, {**entry, "state": "submitted", "job_id": job_id, "completed": now_iso()})
+
+    def forget(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def _write(self, key: str, entry: dict) -> None:
+        path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entry, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def submit_once(
+    settings,
+    key: str,
+    request: dict,
+    *,
+    find_existing: Callable[[str], str | None],
+    submit: Callable[[], str],
+    reusable: Callable[[str], bool] = lambda job_id: True,
+) -> tuple[str, bool]:
+    """The job for ``key``: found again if it was submitted before, else submitted now.
+
+    A job the journal remembers is reused unless ``reusable`` says it failed or
+    is gone, so a rerun after a failure submits afresh. Returns (job_id, reused).
+    """
+    journal = Journal(settings.state_dir, settings.service)
+    with journal.lock(key):
+        entry = journal.lookup(key)
+        if entry and entry.get("job_id"):
+            if reusable(entry["job_id"]):
+                log.info("reusing job %s submitted earlier with the same inputs and params", entry["job_id"])
+                return entry["job_id"], True
+            log.info("job %s from an earlier submission failed or is gone; submitting again", entry["job_id"])
+            journal.forget(key)
+        existing = find_existing(key)
+        if existing:
+            log.info("found job %s on the server for this submission; not submitting again", existing)
+            journal.complete(key, existing)
+            return existing, True
+        journal.begin(key, request)
+        spacing = SharedRateLimiter(SUBMISSION_SPACING, host_lock_dir(), f"{settings.service}-submit", settings.url)
+        spacing.acquire()
+        job_id = submit()
+        journal.complete(key, job_id)
+        return job_id, False
+
+
+def host_lock_dir() -> Path:
+    """Shared by every workflow of this user on the host, whatever its state dir:
+    two workflows submitting in the same second would still collide."""
+    return Path(tempfile.gettempdir()) / f"gensvc-{os.getuid()}"
+
+
+def make_receipt(settings, operation: str, job_id: str, key: str, request: dict, versions: dict | None = None) -> dict:
+    return {
+        "service": settings.service,
+        "operation": operation,
+        "base_url": settings.url,
+        "job_id": job_id,
+        "idempotency_key": key,
+        "submitted_at": now_iso(),
+        "request": request,
+        "versions": {"gensvc": gensvc.__version__, **(versions or {})},
+    }
+
+
+def write_json(path: str, document: dict) -> None:
+    with open(path, "w") as handle:
+        json.dump(document, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def read_receipt(path: str, service: str) -> dict:
+    """A receipt written by ``<service> submit``, checked against schemas/receipt.yaml."""
+    import jsonschema
+    import yaml
+
+    from gensvc.schema import SCHEMA_DIR
+
+    try:
+        receipt = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read receipt {path}: {exc}", hint=f"give the receipt written by `{service} submit`") from None
+    schema = yaml.safe_load((SCHEMA_DIR / "receipt.yaml").read_text())
+    try:
+        jsonschema.validate(receipt, schema)
+    except jsonschema.ValidationError as exc:
+        raise UsageError(f"receipt {path} is not valid: {exc.message}") from None
+    if receipt["service"] != service:
+        raise UsageError(f"receipt {path} is for {receipt['service']}, not {service}")
+    return receipt

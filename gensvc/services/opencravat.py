@@ -1,0 +1,442 @@
+"""OpenCRAVAT: submit a job, wait for it, fetch its reports, annotate live.
+
+Speaks the web API of ``oc gui`` (aiohttp server), personal or server mode.
+Facts about the real server that shape this client (tests/peers/README.md):
+application errors are HTTP 500 with a JSON ``{"status": "error", "msg": ...}``
+body (not retried: they are answers, not outages); a job's status can read as
+``null`` for a moment; a job with options the server cannot run stays
+``Submitted`` while ``/submit/getjobs`` calls it ``Aborted``; ``text`` reports
+are never listed; job ids are second-resolution timestamps.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import json
+import logging
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urljoin
+
+from gensvc.core.download import download
+from gensvc.core.poll import JobState, PollPolicy, wait_for_job
+from gensvc.core.receipts import (
+    idempotency_key,
+    key_tag,
+    make_receipt,
+    read_receipt,
+    submit_once,
+    write_json,
+)
+from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+
+log = logging.getLogger("gensvc.opencravat")
+
+ASSEMBLIES = ("hg38", "hg19", "hg18")
+FAILED = ("Error", "Aborted")
+NEVER_LISTED = ("text",)  # the server never lists these among a job's reports
+
+
+class OpenCravatClient:
+    def __init__(self, step, base_url: str | None = None):
+        self.session = step.session
+        self.session.is_final = _is_application_error
+        self.base = (base_url or step.settings.url).rstrip("/") + "/"
+        creds = step.settings.credentials
+        self.user, self.password = creds.get("user"), creds.get("password")
+        self.logged_in = False
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base, path.lstrip("/"))
+
+    def login(self) -> None:
+        """Server mode: Basic credentials -> session cookie. Personal instances need none."""
+        if self.logged_in:
+            return
+        if not (self.user and self.password):
+            if self._server_mode():
+                raise AuthError("opencravat server is in server mode and needs a login", where=self.base,
+                                hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD")
+            return
+        basic = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        answer = self.call("GET", "server/login", headers={"Authorization": f"Basic {basic}"})
+        if answer != "success":
+            raise AuthError(
+                f"opencravat login as {self.user!r} failed",
+                where=self.url("server/login"),
+                hint="check GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD",
+            )
+        self.logged_in = True
+
+    def _server_mode(self) -> bool:
+        try:
+            mode = self.call("GET", "submit/servermode")
+        except (RequestRejected, GensvcError):
+            return False  # an older server that cannot say: try without a login
+        return isinstance(mode, dict) and bool(mode.get("servermode"))
+
+    def call(self, method: str, path: str, **kwargs):
+        """One request; the JSON answer, or raise a GensvcError that says what the server said."""
+        url = self.url(path)
+        response = self.session.request(method, url, **kwargs)
+        check_answer(response)
+        if not response.content:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text
+        if isinstance(body, dict) and body.get("status") == "notloggedin":
+            raise AuthError(
+                "opencravat server is in server mode and needs a login",
+                where=url,
+                hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD",
+            )
+        return body
+
+    # -- jobs ---------------------------------------------------------------
+
+    def submit(self, files: list[str], options: dict) -> str:
+        with ExitStack() as stack:
+            parts = {
+                f"file_{n}": (Path(path).name, stack.enter_context(open(path, "rb")))
+                for n, path in enumerate(files)
+            }
+            answer = self.call("POST", "submit/submit", files=parts, data={"options": json.dumps(options)})
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise GensvcError(f"opencravat accepted the job but sent no id: {str(answer)[:200]}", where=self.url("submit/submit"))
+        return answer["id"]
+
+    def status(self, job_id: str) -> str | None:
+        body = self.call("GET", f"submit/jobs/{job_id}/status")
+        if isinstance(body, dict):
+            return body.get("status")
+        return body  # null while the server rewrites the status file
+
+    def jobs(self, ids: list[str]) -> list[dict]:
+        if not ids:
+            return []
+        return self.call("GET", "submit/getjobs", params={"ids": json.dumps(ids)}) or []
+
+    def job_ids(self) -> list[str]:
+        return self.call("GET", "submit/jobs") or []
+
+    def log_text(self, job_id: str) -> str:
+        return self.call("GET", f"submit/jobs/{job_id}/log") or ""
+
+    def listed_reports(self, job_id: str) -> list[str]:
+        return self.call("GET", f"submit/jobs/{job_id}/reports") or []
+
+    def create_report(self, job_id: str, kind: str) -> str:
+        return self.call("POST", f"submit/jobs/{job_id}/reports/{kind}")
+
+    def installed(self, what: str):
+        """The server's installed annotators (dict) or valid reports; None if it will not say."""
+        try:
+            return self.call("GET", f"submit/{what}")
+        except (RequestRejected, ServiceUnavailable, GensvcError):
+            return None
+
+    def find_job_with(self, tag: str, recent: int = 50) -> str | None:
+        """A live or finished job whose note carries ``tag``."""
+        for job in self.jobs(self.job_ids()[:recent]):
+            if tag in str(job.get("note", "")) and job.get("status") not in FAILED:
+                return job["id"]
+        return None
+
+
+def _is_application_error(response) -> bool:
+    return response.status_code == 500 and _error_message(response) is not None
+
+
+def _error_message(response) -> str | None:
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("status") == "error":
+        return str(body.get("msg", ""))
+    return None
+
+
+def check_answer(response) -> None:
+    where = response.url.split("?")[0]
+    if response.ok:
+        return
+    message = _error_message(response)
+    if message is not None:
+        raise RequestRejected(f"opencravat answered: {message}", where=where)
+    if response.status_code in (401, 403):
+        raise AuthError(f"opencravat refused access (HTTP {response.status_code})", where=where,
+                        hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD")
+    if response.status_code == 404:
+        raise RequestRejected("opencravat has no such endpoint", where=where, hint="check the base URL (GENSVC_OPENCRAVAT_URL)")
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ServiceUnavailable(f"opencravat answered HTTP {response.status_code}", where=where, hint="try again later")
+    raise RequestRejected(f"opencravat answered HTTP {response.status_code}: {response.text[:200]}", where=where)
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+def is_vcf(path: str) -> bool:
+    opener = gzip.open if _gzipped(path) else open
+    try:
+        with opener(path, "rt", errors="replace") as handle:
+            return handle.readline().startswith("##fileformat=VCF")
+    except OSError:
+        return False
+
+
+def _gzipped(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def check_vcf(path: str) -> int:
+    """Parse a VCF fully; refuse it with the parser's reason. Returns its record count."""
+    import pysam  # only VCF inputs need it
+
+    pysam.set_verbosity(0)
+    try:
+        with pysam.VariantFile(path) as vcf:
+            return sum(1 for _ in vcf)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"input {path} is not a readable VCF: {exc}", hint="fix the file or give another input format") from None
+
+
+def staged_inputs(files: list[str], workdir: str) -> list[str]:
+    """Inputs as the server should receive them: VCFs checked, compressed ones unpacked."""
+    staged = []
+    for path in files:
+        if not is_vcf(path):
+            staged.append(path)
+            continue
+        check_vcf(path)
+        if not _gzipped(path):
+            staged.append(path)
+            continue
+        name = Path(path).name.removesuffix(".gz").removesuffix(".bgz")
+        plain = Path(workdir) / name
+        with gzip.open(path, "rb") as source, open(plain, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        staged.append(str(plain))
+    return staged
+
+
+def oc_allele(chrom: str, pos: int, ref: str, alt: str) -> tuple[str, int, str, str]:
+    """A VCF allele as OpenCRAVAT writes it: shared leading then trailing bases
+    trimmed (POS moves right), ``-`` for an empty allele, ``chr`` names."""
+    while ref and alt and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    while ref and alt and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    name = chrom if chrom.lower().startswith("chr") else f"chr{chrom}"
+    if name.lower() in ("chrmt", "chrm"):
+        name = "chrM"
+    return name, pos, ref or "-", alt or "-"
+
+
+# -- operations -----------------------------------------------------------------
+
+
+def submit(step, *, annotators=(), reports=("tsv",), assembly="hg38", input_format=None, note="") -> dict:
+    files = step.input["files"] if isinstance(step.input["files"], list) else [step.input["files"]]
+    if assembly not in ASSEMBLIES:
+        raise UsageError(f"assembly {assembly!r} is not one of {', '.join(ASSEMBLIES)}")
+    request = {"annotators": sorted(annotators), "reports": list(reports), "assembly": assembly,
+               "input_format": input_format, "note": note}
+    key = idempotency_key("opencravat", step.url, "submit", request, {"files": files})
+    client = OpenCravatClient(step)
+    with tempfile.TemporaryDirectory(prefix="gensvc-oc-") as workdir:
+        uploads = staged_inputs(files, workdir)
+        client.login()
+        _check_modules(client, request)
+        options = {"annotators": request["annotators"], "reports": request["reports"], "assembly": assembly,
+                   "note": f"{note} [{key_tag(key)}]".strip()}
+        if input_format:
+            options["forcedinputformat"] = input_format
+        job_id, reused = submit_once(
+            step.settings, key, request,
+            find_existing=lambda k: client.find_job_with(key_tag(k)),
+            submit=lambda: client.submit(uploads, options),
+            reusable=lambda job_id: (client.jobs([job_id]) or [{}])[0].get("status") not in FAILED,
+        )
+    receipt = make_receipt(step.settings, "submit", job_id, key, request)
+    receipt["reused"] = reused
+    write_json(step.output["receipt"], receipt)
+    return {"job_id": job_id, "reused": reused}
+
+
+def _check_modules(client: OpenCravatClient, request: dict) -> None:
+    """Refuse, before submitting, modules the server says it does not have: it would
+    otherwise accept the job and leave it at Submitted for ever."""
+    installed = client.installed("annotators")
+    if isinstance(installed, dict):
+        missing = [a for a in request["annotators"] if a not in installed]
+        if missing:
+            raise UsageError(f"annotators not installed on the server: {', '.join(missing)}",
+                             where=client.base, hint=f"installed: {', '.join(sorted(installed)) or 'none'}")
+    valid = client.installed("reports")
+    if isinstance(valid, dict) and isinstance(valid.get("valid"), list):
+        missing = [r for r in request["reports"] if r not in valid["valid"] and r not in NEVER_LISTED]
+        if missing:
+            raise UsageError(f"report types the server cannot make: {', '.join(missing)}",
+                             where=client.base, hint=f"valid: {', '.join(valid['valid'])}")
+
+
+def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=60.0) -> dict:
+    receipt = read_receipt(step.input["receipt"], "opencravat")
+    client = OpenCravatClient(step, receipt["base_url"])
+    client.login()
+    job_id = receipt["job_id"]
+    submitted_at = time.monotonic()
+    where = client.url(f"submit/jobs/{job_id}/status")
+
+    def check() -> JobState:
+        status = client.status(job_id)
+        if status is None:
+            return JobState("unknown")  # the server is rewriting the status file: ask again
+        if status == "Submitted" and time.monotonic() - submitted_at > stuck_after:
+            return _stuck_job_state(client, job_id, receipt, stuck_after)
+        return JobState(status, finished=status in ("Finished", *FAILED))
+
+    state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
+                                 what=f"opencravat job {job_id}", where=where)
+    if state.status != "Finished":
+        raise JobFailed(f"opencravat job {job_id} ended {state.status}: {_log_tail(client, job_id)}", where=where,
+                        hint="read the job log on the server; fix the input or options and submit again")
+    detail = (client.jobs([job_id]) or [{}])[0]
+    write_json(step.output["status"], {"service": "opencravat", "job_id": job_id, "status": state.status,
+                                       "checks": checks, "job": detail})
+    return {"job_id": job_id, "checks": checks, "versions": {"open_cravat": detail.get("open_cravat_version")}}
+
+
+def _stuck_job_state(client, job_id, receipt, stuck_after) -> JobState:
+    job = (client.jobs([job_id]) or [{}])[0]
+    if job.get("status") not in FAILED:
+        return JobState("Submitted")  # queued behind other jobs: keep waiting
+    request = receipt["request"]
+    raise JobFailed(
+        f"opencravat job {job_id} stayed Submitted for over {stuck_after:.0f} s and the server reports it "
+        f"{job['status']}: it could not start the job with these options "
+        f"(annotators {request.get('annotators')}, reports {request.get('reports')}, "
+        f"assembly {request.get('assembly')}, input format {request.get('input_format') or 'automatic'}); "
+        f"job log: {_log_tail(client, job_id)}",
+        where=client.url(f"submit/jobs/{job_id}"),
+        hint="check that every module and the input format are installed on the server",
+    )
+
+
+def _log_tail(client, job_id, lines: int = 5) -> str:
+    try:
+        text = client.log_text(job_id)
+    except GensvcError:
+        return "(log unavailable)"
+    tail = [line.strip() for line in str(text).splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) or "(empty log)"
+
+
+def report(step, *, timeout=3600.0) -> dict:
+    receipt = read_receipt(step.input["receipt"], "opencravat")
+    client = OpenCravatClient(step, receipt["base_url"])
+    client.login()
+    job_id = receipt["job_id"]
+    fetched = {}
+    for kind, path in step.output.items():
+        if kind not in client.listed_reports(job_id) and kind not in NEVER_LISTED:
+            answer = client.create_report(job_id, kind)
+            if answer != "done":
+                raise JobFailed(f"opencravat could not make the {kind} report of job {job_id} (answered {answer!r})",
+                                where=client.url(f"submit/jobs/{job_id}/reports/{kind}"))
+            _wait_until_listed(client, job_id, kind, timeout)
+        elif kind in NEVER_LISTED:
+            client.create_report(job_id, kind)
+        got = download(step.session, client.url(f"submit/jobs/{job_id}/reports/{kind}"), path, check_response=check_answer)
+        fetched[kind] = {"bytes": got.size, "sha256": got.sha256, "server_filename": got.server_filename,
+                         "content_type": got.content_type, "resumed": got.resumed}
+    return {"job_id": job_id, "reports": fetched}
+
+
+def _wait_until_listed(client, job_id, kind, timeout) -> None:
+    def check() -> JobState:
+        listed = kind in client.listed_reports(job_id)
+        return JobState("ready" if listed else "being made", finished=listed)
+
+    wait_for_job(check, PollPolicy(first=0.5, cap=10.0, timeout=timeout), what=f"{kind} report of job {job_id}",
+                 where=client.url(f"submit/jobs/{job_id}/reports"))
+
+
+def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), concurrency=4, max_variants=1000,
+             format=None) -> dict:
+    variants = _variants_to_annotate(step, chrom, pos, ref, alt, max_variants)
+    client = OpenCravatClient(step)
+    modules = ",".join(annotators)
+
+    def one(variant):
+        params = dict(zip(("chrom", "pos", "ref_base", "alt_base"), variant[4:]))
+        if modules:
+            params["annotators"] = modules
+        return client.call("GET", "submit/annotate", params=params)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(int(concurrency), 16))) as pool:
+        answers = list(pool.map(one, variants))
+    path = step.output["annotations"]
+    fmt = format or ("tsv" if path.endswith(".tsv") else "jsonl")
+    _write_annotations(path, fmt, variants, answers)
+    return {"variants": len(variants), "concurrency": concurrency}
+
+
+def _variants_to_annotate(step, chrom, pos, ref, alt, max_variants):
+    """(input chrom, pos, ref, alt, oc chrom, oc pos, oc ref, oc alt) for every ALT asked about."""
+    if "vcf" in step.input:
+        if any(v is not None for v in (chrom, pos, ref, alt)):
+            raise UsageError("give a vcf input or chrom/pos/ref/alt params, not both")
+        import pysam
+
+        check_vcf(step.input["vcf"])
+        with pysam.VariantFile(step.input["vcf"]) as vcf:
+            variants = [(r.chrom, r.pos, r.ref, a, *oc_allele(r.chrom, r.pos, r.ref, a))
+                        for r in vcf for a in (r.alts or ()) if not a.startswith("<") and a != "*"]
+    elif None in (chrom, pos, ref, alt):
+        raise UsageError("give chrom, pos, ref and alt, or a vcf input")
+    else:
+        variants = [(chrom, int(pos), ref, alt, *oc_allele(chrom, int(pos), ref, alt))]
+    if len(variants) > max_variants:
+        raise UsageError(f"{len(variants)} variants are too many to annotate one by one (max_variants {max_variants})",
+                         hint="use opencravat submit for a whole VCF")
+    return variants
+
+
+def _write_annotations(path, fmt, variants, answers) -> None:
+    keys = ("chrom", "pos", "ref", "alt")
+    if fmt == "jsonl":
+        with open(path, "w") as handle:
+            for variant, answer in zip(variants, answers):
+                handle.write(json.dumps({**dict(zip(keys, variant[:4])), "annotation": answer}, sort_keys=True) + "\n")
+        return
+    flat = [_flatten(a) for a in answers]
+    columns = sorted({c for row in flat for c in row})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow([*keys, *columns])
+        for variant, row in zip(variants, flat):
+            writer.writerow([*variant[:4], *("" if row.get(c) is None else row[c] for c in columns)])
+
+
+def _flatten(answer) -> dict:
+    flat = {}
+    for module, columns in (answer or {}).items():
+        if isinstance(columns, dict):
+            for column, value in columns.items():
+                flat[f"{module}.{column}"] = value
+    return flat
+
+
+OPERATIONS = {"submit": submit, "poll": poll, "report": report, "annotate": annotate}
