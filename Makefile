@@ -23,6 +23,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/frequencies.py
 	$(PY) bench/ratelimit.py
+	$(PY) bench/poll.py
 
 clean:
 	rm -rf $(VENV) $(OC_VENV) .gensvc .snakemake results .pytest_cache
