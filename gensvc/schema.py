@@ -67,7 +67,7 @@ def validate(service: str, operation: str, call: dict) -> None:
 
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "call"
-    if error.validator in ("oneOf", "anyOf") and "x-hint" in error.schema:
+    if error.validator in ("oneOf", "anyOf", "minProperties") and "x-hint" in error.schema:
         return f"{where}: {error.schema['x-hint']}"
     if error.validator == "additionalProperties":
         return f"{where}: {error.message.replace('Additional properties are not allowed', 'unknown names')}"

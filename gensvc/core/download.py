@@ -118,3 +118,69 @@ def _disposition_name(response) -> str | None:
         log.warning("ignoring unsafe file name %r in Content-Disposition", name)
         return None
     return name
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_files: int = 1000
+    max_total_bytes: int = 4 << 30
+    max_ratio: float = 200.0  # uncompressed / compressed, per member
+
+
+def extract_members(zip_path: str, wanted: dict[str, str], limits: ZipLimits = ZipLimits()) -> dict[str, int]:
+    """Copy the members named in ``wanted`` (member name -> destination path) out of
+    a zip, after checking the whole archive: no absolute or ``..`` paths, no links,
+    and the file count, total size and compression ratio within ``limits``.
+    Each destination is written to ``.part`` and renamed. Returns the sizes."""
+    import stat
+    import zipfile
+
+    from gensvc.errors import ServiceUnavailable
+
+    def refuse(why: str):
+        return ServiceUnavailable(f"refusing the result archive: {why}", where=zip_path,
+                                  hint="the service sent an unsafe or damaged zip; nothing was extracted")
+
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as exc:
+        raise refuse(f"not a zip ({exc})") from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.max_files:
+            raise refuse(f"{len(members)} members, more than {limits.max_files}")
+        total = 0
+        for member in members:
+            name = member.filename
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+                raise refuse(f"member {name!r} would land outside the destination")
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise refuse(f"member {name!r} is a link")
+            total += member.file_size
+            if total > limits.max_total_bytes:
+                raise refuse(f"it expands to over {limits.max_total_bytes} bytes")
+            if member.file_size > 1 << 20 and member.file_size > limits.max_ratio * max(member.compress_size, 1):
+                raise refuse(f"member {name!r} expands {member.file_size / max(member.compress_size, 1):.0f} times")
+        present = {m.filename for m in members}
+        missing = [name for name in wanted if name not in present]
+        if missing:
+            raise refuse(f"it lacks {', '.join(missing)} (has {', '.join(sorted(present))})")
+        sizes = {}
+        for name, dest in wanted.items():
+            part = Path(f"{dest}.part")
+            try:
+                with archive.open(name) as source, open(part, "wb") as sink:
+                    copied = 0
+                    for block in iter(lambda: source.read(CHUNK), b""):
+                        copied += len(block)
+                        if copied > archive.getinfo(name).file_size:  # lying headers
+                            raise refuse(f"member {name!r} is larger than it says")
+                        sink.write(block)
+                os.replace(part, dest)
+            except zipfile.BadZipFile as exc:
+                raise refuse(f"member {name!r} is damaged ({exc})") from None
+            finally:
+                part.unlink(missing_ok=True)
+            sizes[name] = copied
+        return sizes

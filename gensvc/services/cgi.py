@@ -1,0 +1,368 @@
+"""Cancer Genome Interpreter (CGI) REST API v1: submit, poll, download, delete, list.
+
+Every request carries ``Authorization: <email> <token>``. Jobs are identified by
+20 hex characters; the idempotency tag travels in the job's title. Results come
+as a zip that is checked whole before anything leaves it.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import logging
+import tempfile
+from contextlib import ExitStack
+from functools import lru_cache
+from pathlib import Path
+
+from gensvc.core.download import ZipLimits, download, extract_members
+from gensvc.core.poll import JobState, PollPolicy, wait_for_job
+from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
+from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+
+log = logging.getLogger("gensvc.cgi")
+
+REFERENCES = {"hg19": "hg19", "hg38": "hg38", "grch37": "hg19", "grch38": "hg38"}
+INPUT_KINDS = ("mutations", "cnas", "translocations")
+RESULT_MEMBERS = {"alterations": "alterations.tsv", "biomarkers": "biomarkers.tsv", "summary": "summary.txt"}
+
+
+@lru_cache(maxsize=None)
+def cancer_types() -> dict[str, str]:
+    path = Path(__file__).with_name("cgi_cancer_types.tsv")
+    rows = (line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line.strip())
+    return {row[0]: row[1] if len(row) > 1 else "" for row in rows}
+
+
+def check_cancer_type(code: str) -> str:
+    known = cancer_types()
+    if code in known:
+        return code
+    close = difflib.get_close_matches(code.upper(), known, n=3) or [c for c, name in known.items() if code.lower() in name.lower()][:3]
+    suggestion = f"did you mean {', '.join(f'{c} ({known[c]})' for c in close)}?" if close else "see CGI's list of cancer types"
+    raise UsageError(f"cancer_type {code!r} is not a CGI cancer type code", hint=suggestion)
+
+
+class CgiClient:
+    def __init__(self, step, base_url: str | None = None):
+        self.session = step.session
+        self.base = (base_url or step.settings.url).rstrip("/")
+        creds = step.settings.credentials
+        email, token = creds.get("email"), creds.get("token")
+        if not (email and token):
+            raise AuthError("cgi needs an account email and token", where=self.base,
+                            hint="set GENSVC_CGI_EMAIL and GENSVC_CGI_TOKEN (or the credentials file)")
+        self.session.headers["Authorization"] = f"{email} {token}"
+
+    def url(self, job_id: str = "") -> str:
+        return f"{self.base}/{job_id}" if job_id else self.base
+
+    def call(self, method: str, job_id: str = "", **kwargs):
+        response = self.session.request(method, self.url(job_id), **kwargs)
+        check_answer(response)
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def submit(self, files: dict[str, str], data: dict) -> str:
+        with ExitStack() as stack:
+            parts = {kind: (Path(path).name, stack.enter_context(open(path, "rb"))) for kind, path in files.items()}
+            try:
+                job_id = self.call("POST", files=parts, data=data)
+            except RequestRejected as exc:
+                if "maximum number of jobs" in str(exc):
+                    raise self._quota_error(exc) from None
+                raise
+        if not isinstance(job_id, str) or not job_id:
+            raise GensvcError(f"cgi accepted the job but sent no id: {str(job_id)[:200]}", where=self.base)
+        return job_id
+
+    def _quota_error(self, exc) -> RequestRejected:
+        try:
+            jobs = self.job_ids()
+            count = f"{len(jobs)} jobs exist ({', '.join(jobs[:5])}{', ...' if len(jobs) > 5 else ''})"
+        except GensvcError:
+            count = "the account's jobs could not be counted"
+        return RequestRejected(
+            f"cgi refused the job: the account has reached its job quota; {count}",
+            where=self.base,
+            hint="`gensvc cgi delete --job-id ID` (or the cgi/delete wrapper) frees a slot; `gensvc cgi list` shows them",
+        )
+
+    def job_ids(self) -> list[str]:
+        answer = self.call("GET")
+        if isinstance(answer, dict):  # one client reading saw a dict keyed by job
+            return list(answer)
+        return list(answer or [])
+
+    def info(self, job_id: str) -> dict:
+        """A job's status and metadata; the account's email is masked, as it is a credential."""
+        info = self.call("GET", job_id)
+        metadata = info.get("metadata") if isinstance(info, dict) else None
+        if isinstance(metadata, dict) and "user" in metadata:
+            metadata["user"] = "***"
+        return info
+
+    def logs(self, job_id: str) -> list[str]:
+        answer = self.call("GET", job_id, params={"action": "logs"})
+        return answer.get("logs", []) if isinstance(answer, dict) else []
+
+    def delete(self, job_id: str) -> bool:
+        """True if deleted now, False if it was already gone."""
+        try:
+            self.call("DELETE", job_id)
+            return True
+        except RequestRejected as exc:
+            if getattr(exc, "status", None) == 404:
+                return False
+            raise
+
+    def find_job_with(self, tag: str) -> str | None:
+        for job_id in self.job_ids():
+            info = self.info(job_id)
+            if tag in str((info.get("metadata") or {}).get("title", "")) and info.get("status") != "Error":
+                return job_id
+        return None
+
+
+def check_answer(response) -> None:
+    if response.ok:
+        return
+    where = response.url.split("?")[0]
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    message = message or (body if isinstance(body, str) else response.text[:200])
+    status = response.status_code
+    if status == 401 or (status == 403 and "maximum number of jobs" not in str(message)):
+        raise AuthError(f"cgi refused the credentials (HTTP {status}: {message})", where=where,
+                        hint="check GENSVC_CGI_EMAIL and GENSVC_CGI_TOKEN")
+    if status >= 500 or status == 429:
+        raise ServiceUnavailable(f"cgi answered HTTP {status}: {message}", where=where, hint="try again later")
+    error = RequestRejected(f"cgi answered HTTP {status}: {message}", where=where)
+    error.status = status
+    raise error
+
+
+# ---- inputs ---------------------------------------------------------------------
+
+
+def _open_text(path: str):
+    with open(path, "rb") as probe:
+        packed = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", errors="replace") if packed else open(path, errors="replace")
+
+
+def _header(path: str) -> tuple[bool, list[str], list[str]]:
+    """(is VCF, header columns lowercased, first data row)."""
+    with _open_text(path) as handle:
+        lines = [line.rstrip("\n") for line in handle if line.strip()]
+    if not lines:
+        raise UsageError(f"input {path} is empty")
+    if lines[0].startswith("##fileformat=VCF"):
+        header = next((l for l in lines if l.startswith("#CHROM")), None)
+        if header is None:
+            raise UsageError(f"input {path} is a VCF without a #CHROM header line")
+        body = [l for l in lines if not l.startswith("#")]
+        return True, [c.lower() for c in header.lstrip("#").split("\t")], body[0].split("\t") if body else []
+    return False, [c.strip().lower() for c in lines[0].split("\t")], lines[1].split("\t") if len(lines) > 1 else []
+
+
+def check_input(kind: str, path: str) -> None:
+    """Refuse, before any upload, a file CGI could not read."""
+    is_vcf, columns, first = _header(path)
+    if kind == "mutations":
+        if is_vcf:
+            return
+        if "protein" in columns or "gdna" in columns or {"chr", "pos", "ref", "alt"} <= set(columns):
+            return
+        raise UsageError(f"mutations {path}: not a VCF, and its header has none of protein, gdna or chr pos ref alt",
+                         hint="see https://www.cancergenomeinterpreter.org/formats")
+    if kind == "cnas":
+        if not {"gene", "cna"} <= set(columns):
+            raise UsageError(f"cnas {path}: the header needs gene and cna columns")
+        values = _column_values(path, columns.index("cna"))
+        bad = sorted({v for v in values if v.lower() not in ("amp", "del")})
+        if bad:
+            raise UsageError(f"cnas {path}: cna values must be amp or del, not {', '.join(bad[:5])}")
+        return
+    if "fus" not in columns:
+        raise UsageError(f"translocations {path}: the header needs a fus column")
+    bad = [v for v in _column_values(path, columns.index("fus")) if len([g for g in v.split("__") if g]) != 2]
+    if bad:
+        raise UsageError(f"translocations {path}: fus values are GENE1__GENE2, not {', '.join(bad[:5])}")
+
+
+def _column_values(path: str, index: int) -> list[str]:
+    with _open_text(path) as handle:
+        rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()][1:]
+    return [row[index].strip() for row in rows if len(row) > index]
+
+
+# ---- results ---------------------------------------------------------------------
+
+
+def variant_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str]:
+    """A variant as the merge step joins it: no ``chr``, ALT as written."""
+    name = str(chrom)
+    name = name[3:] if name.lower().startswith("chr") else name
+    return name, int(pos), ref, alt
+
+
+def cgi_alleles(ref: str, alt: str) -> tuple[str, str]:
+    """REF/ALT as CGI writes them in alterations.tsv: shared leading, then trailing,
+    bases removed, ``-`` for an empty allele (its POSITION column moves too, but the
+    input's own POS is kept beside it, and that is what a record is found by)."""
+    while ref and alt and ref[0] == alt[0]:
+        ref, alt = ref[1:], alt[1:]
+    while ref and alt and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    return ref or "-", alt or "-"
+
+
+def input_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str]:
+    """The key of one ALT of an input record, as ``parse_alterations`` keys its rows."""
+    return variant_key(chrom, pos, *cgi_alleles(ref, alt))
+
+
+def parse_alterations(path: str) -> list[dict]:
+    """alterations.tsv rows, each with ``key``: the input variant it describes.
+
+    CGI repeats the input's own columns (for a VCF ``#CHROM POS ID QUAL FILTER INFO``;
+    for a table ``CHR POS`` or ``protein``/``gdna``) beside its own trimmed
+    ``REF ALT``; the input's REF and ALT clash with those and are dropped. So a row
+    is keyed by the input's chromosome and position and CGI's alleles: match input
+    records with ``input_key``.
+    """
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    for row in rows:
+        row["key"] = _alteration_key(row)
+    return rows
+
+
+def _alteration_key(row: dict):
+    lower = {k.lower(): v for k, v in row.items() if k}
+    chrom = lower.get("#chrom") or lower.get("chr")
+    pos = lower.get("pos")
+    if chrom and pos:
+        return variant_key(chrom, pos, lower.get("ref", ""), lower.get("alt", ""))
+    for column in ("protein", "gdna"):
+        if lower.get(column):
+            return (column, lower[column])
+    return ("alteration", lower.get("cgi-gene", ""), lower.get("cgi-type", ""), lower.get("input id", ""))
+
+
+def parse_biomarkers(path: str) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+# ---- operations --------------------------------------------------------------------
+
+
+def submit(step, *, cancer_type, title="", reference="hg19") -> dict:
+    files = {kind: step.input[kind] for kind in INPUT_KINDS if kind in step.input}
+    if not files:
+        raise UsageError("cgi submit needs at least one of the inputs mutations, cnas, translocations")
+    cancer_type = check_cancer_type(cancer_type)
+    genome = REFERENCES.get(str(reference).lower())
+    if genome is None:
+        raise UsageError(f"reference {reference!r} is not hg19, hg38, GRCh37 or GRCh38")
+    for kind, path in files.items():
+        check_input(kind, path)
+    request = {"cancer_type": cancer_type, "title": title, "reference": genome, "inputs": sorted(files)}
+    key = idempotency_key("cgi", step.url, "submit", request, files)
+    client = CgiClient(step)
+    data = {"cancer_type": cancer_type, "title": f"{title} {key_tag(key)}".strip(), "reference": genome}
+    job_id, reused = submit_once(
+        step.settings, key, request,
+        find_existing=lambda k: client.find_job_with(key_tag(k)),
+        submit=lambda: client.submit(files, data),
+        reusable=lambda job_id: _still_there(client, job_id),
+    )
+    receipt = make_receipt(step.settings, "submit", job_id, key, request)
+    receipt["reused"] = reused
+    write_json(step.output["receipt"], receipt)
+    return {"job_id": job_id, "reused": reused}
+
+
+def _still_there(client: CgiClient, job_id: str) -> bool:
+    try:
+        return client.info(job_id).get("status") != "Error"
+    except RequestRejected:
+        return False
+
+
+def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
+    receipt = read_receipt(step.input["receipt"], "cgi")
+    client = CgiClient(step, receipt["base_url"])
+    job_id = receipt["job_id"]
+
+    def check() -> JobState:
+        info = client.info(job_id)
+        status = info.get("status", "unknown")
+        return JobState(status, finished=status in ("Done", "Error"), detail=info)
+
+    state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
+                                 what=f"cgi job {job_id}", where=client.url(job_id))
+    if state.status != "Done":
+        tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
+        raise JobFailed(f"cgi job {job_id} ended {state.status}: {' | '.join(tail) or '(no logs)'}",
+                        where=client.url(job_id), hint="fix the input named in the log and submit again")
+    write_json(step.output["status"], {"service": "cgi", "job_id": job_id, "status": state.status,
+                                       "checks": checks, "job": state.detail})
+    return {"job_id": job_id, "checks": checks}
+
+
+def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0) -> dict:
+    receipt = read_receipt(step.input["receipt"], "cgi")
+    client = CgiClient(step, receipt["base_url"])
+    job_id = receipt["job_id"]
+    wanted = {member: step.output[name] for name, member in RESULT_MEMBERS.items() if name in step.output}
+    with tempfile.TemporaryDirectory(prefix="gensvc-cgi-") as workdir:
+        zip_path = step.output.get("zip") or str(Path(workdir) / f"{job_id}.zip")
+        got = download(step.session, client.url(job_id) + "?action=download", zip_path, check_response=check_answer)
+        sizes = extract_members(zip_path, wanted, ZipLimits(max_files, max_bytes, max_ratio))
+    summary = _summary_versions(step.output.get("summary"))
+    return {"job_id": job_id, "zip_bytes": got.size, "zip_sha256": got.sha256, "members": sizes,
+            "versions": summary}
+
+
+def _summary_versions(path: str | None) -> dict:
+    if not path:
+        return {}
+    versions = {}
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if line.startswith("CGI version:"):
+            versions["cgi"] = line.split(":", 1)[1].strip()
+    return versions
+
+
+def delete(step, *, job_id=None) -> dict:
+    if "receipt" in step.input:
+        receipt = read_receipt(step.input["receipt"], "cgi")
+        job_id, base = receipt["job_id"], receipt["base_url"]
+    elif job_id:
+        base = None
+    else:
+        raise UsageError("cgi delete needs a receipt input or a job_id param")
+    client = CgiClient(step, base)
+    deleted = client.delete(job_id)
+    write_json(step.output["deleted"], {"service": "cgi", "job_id": job_id,
+                                        "result": "deleted" if deleted else "already gone"})
+    return {"job_id": job_id, "deleted": deleted}
+
+
+def list_jobs(step) -> dict:
+    client = CgiClient(step)
+    jobs = [{"id": job_id, **client.info(job_id)} for job_id in client.job_ids()]
+    write_json(step.output["jobs"], {"service": "cgi", "jobs": jobs})
+    return {"jobs": len(jobs)}
+
+
+OPERATIONS = {"submit": submit, "poll": poll, "download": download_results, "delete": delete, "list": list_jobs}
