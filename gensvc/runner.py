@@ -31,6 +31,9 @@ from gensvc.settings import SECRETS, ServiceSettings, resolve
 
 log = logging.getLogger("gensvc")
 
+# operations that send nothing anywhere: no settings, no session
+LOCAL_MODULES = {"merge": "gensvc.merge"}
+
 
 @dataclass
 class Call:
@@ -69,15 +72,15 @@ class Step:
     """What an operation gets: its settings, one HTTP session, staged file paths."""
 
     call: Call
-    settings: ServiceSettings
-    session: object
+    settings: ServiceSettings | None
+    session: object | None
     input: dict
     output: dict
     versions: dict = field(default_factory=dict)
 
     @property
-    def url(self) -> str:
-        return self.settings.url
+    def url(self) -> str | None:
+        return self.settings.url if self.settings else None
 
 
 def run_wrapper(wrapper_file: str, smk=None) -> None:
@@ -121,26 +124,30 @@ def run(call: Call) -> dict:
     _refuse_secret_params(call)
     schema.validate(call.service, call.operation, call.as_document())
     _check_inputs(call)
-    settings, params = resolve(call.service, call.params)
-    module = importlib.import_module(f"gensvc.services.{call.service}")
-    operation = module.OPERATIONS[call.operation]
-    from gensvc.core.http import build_session
+    if call.service in LOCAL_MODULES:
+        settings, session, params = None, None, dict(call.params)
+        module = importlib.import_module(LOCAL_MODULES[call.service])
+    else:
+        from gensvc.core.http import build_session
 
-    session = build_session(settings)
+        settings, params = resolve(call.service, call.params)
+        session = build_session(settings)
+        module = importlib.import_module(f"gensvc.services.{call.service}")
+    operation = module.OPERATIONS[call.operation]
     started = time.time()
-    log.info("gensvc %s %s against %s", call.service, call.operation, settings.url)
+    log.info("gensvc %s %s%s", call.service, call.operation, f" against {settings.url}" if settings else "")
     with staged_outputs(call.output) as staged:
         step = Step(call, settings, session, input=call.input, output=staged)
         details = operation(step, **params) or {}
         record = _provenance(call, step, details, started)
     for name, path in call.output.items():
         _write_json_atomically(Path(f"{path}.prov.json"), {**record, "output": name})
-    log.info("gensvc %s %s done: %d requests in %.1f s", call.service, call.operation, session.request_count, record["seconds"])
+    log.info("gensvc %s %s done: %d requests in %.1f s", call.service, call.operation, record["requests"], record["seconds"])
     return record
 
 
 def _refuse_secret_params(call: Call) -> None:
-    for name in SECRETS[call.service] + ("password", "token", "auth_token", "api_key"):
+    for name in SECRETS.get(call.service, ()) + ("password", "token", "auth_token", "api_key"):
         if name in call.params:
             env = f"GENSVC_{call.service.upper()}_{name.upper()}"
             raise UsageError(
@@ -183,13 +190,13 @@ def _provenance(call: Call, step: Step, details: dict, started: float) -> dict:
         "gensvc": gensvc.__version__,
         "service": call.service,
         "operation": call.operation,
-        "url": step.settings.url,
+        "url": step.settings.url if step.settings else None,
         "versions": {**step.versions, **details.get("versions", {})},
         "request": {
             "params": {k: v for k, v in call.params.items() if k != "token_file"},
             "input": {name: _digest(paths) for name, paths in call.input.items()},
         },
-        "requests": step.session.request_count,
+        "requests": step.session.request_count if step.session else 0,
         "details": {k: v for k, v in details.items() if k != "versions"},
         "started": _iso(started),
         "finished": _iso(finished),

@@ -14,6 +14,7 @@ shared mistake. Each service module exposes `create_app(config) -> WSGI app` and
 EMULATORS: dict[str, str] = {
     "bravo": "gensvc.emulators.bravo",
     "cgi": "gensvc.emulators.cgi",
+    "opencravat": "gensvc.emulators.opencravat",
 }
 
 from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs  # noqa: E402

@@ -16,7 +16,8 @@ A fault is a JSON object:
      "kind": "status" | "drop" | "truncate" | "delay" | <service-specific kind>,
      "status": 503, "headers": {...}, "body": <JSON or string>,
      "count": N (the next N requests it fires on, then it expires; forever if absent),
-     "rate": 0.2 (probability of firing; deterministic, seeded), "seconds": 2 (delay)}
+     "rate": 0.2 (probability of firing; deterministic, seeded), "seconds": 2 (delay),
+     "after": true (delay only: sleep after the answer is built, before it is sent)}
 
 - `status`: answer at once with `status`, `headers` and `body` (JSON-encoded unless a
   string; default `{"error": "injected fault"}`).
@@ -24,7 +25,12 @@ A fault is a JSON object:
 - `truncate`: the real response's status, headers and Content-Length, but half its body,
   then the connection closes.
 - `delay`: sleep `seconds` (never time-scaled), then go on; delays add up and may precede
-  another fault on the same request.
+  another fault on the same request. With `"after": true` the service runs first and its
+  whole answer is built (so a POST has taken effect, visible to other requests), then the
+  sleep, then the answer is sent: a client killed or timed out meanwhile never learns what
+  the server did (how exactly-once submission is tested). On a request that a
+  status/drop fault answers, `after` only moves the sleep behind that fault's decision;
+  with a truncate fault the half body is sent after the sleep.
 
 Faults are checked in the order they were added; the first status/drop/truncate that fires
 decides the answer. Service-specific kinds are only stored here: the service takes them
@@ -52,7 +58,8 @@ CONTROL_PREFIX = "/_emulator"
 ENVIRON_FAULTS = "gensvc.emulator.faults"
 
 STANDARD_FAULT_KINDS = ("status", "drop", "truncate", "delay")
-_STANDARD_KEYS = {"path", "method", "kind", "status", "headers", "body", "count", "rate", "seconds"}
+_STANDARD_KEYS = {"path", "method", "kind", "status", "headers", "body", "count", "rate", "seconds",
+                  "after"}
 DEFAULT_FAULT_BODY = {"error": "injected fault"}
 
 
@@ -118,6 +125,7 @@ class Fault:
     count: int | None = None
     rate: float = 1.0
     seconds: float = 0.0
+    after: bool = False  # delay: sleep after the answer is built, before it is sent
     options: dict[str, Any] = field(default_factory=dict)  # service-specific keys
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -135,6 +143,8 @@ class Fault:
                        body=DEFAULT_FAULT_BODY if self.body is None else self.body)
         if self.kind == "delay":
             out["seconds"] = self.seconds
+            if self.after:
+                out["after"] = True
         if self.count is not None:
             out["count"] = self.count  # what is left
         out["rate"] = self.rate
@@ -175,6 +185,11 @@ def parse_fault(spec: dict, service_kinds: Iterable[str] = (), ordinal: int = 0,
     seconds = spec.get("seconds", 1.0 if kind == "delay" else 0.0)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise FaultSpecError("fault seconds must be a non-negative number")
+    after = spec.get("after", False)
+    if not isinstance(after, bool):
+        raise FaultSpecError("fault after must be true or false")
+    if after and kind != "delay":
+        raise FaultSpecError("fault after applies only to delay faults")
     return Fault(
         kind=kind,
         path=path,
@@ -185,6 +200,7 @@ def parse_fault(spec: dict, service_kinds: Iterable[str] = (), ordinal: int = 0,
         count=count,
         rate=float(rate),
         seconds=float(seconds),
+        after=after,
         options={key: spec[key] for key in unknown},
         # One generator per fault, seeded by its place: same requests, same outcomes.
         rng=random.Random(f"gensvc-fault:{seed}:{ordinal}"),
@@ -328,18 +344,24 @@ class EmulatorApp:
         environ[ENVIRON_FAULTS] = self.faults
         delays, fault = self.faults.select(method, path)
         for delay in delays:
-            time.sleep(delay.seconds)
+            if not delay.after:
+                time.sleep(delay.seconds)
+        pause = sum(delay.seconds for delay in delays if delay.after)
         if fault is None:
+            if pause:
+                return self._serve_after(environ, start_response, path, pause)
             return self._serve(environ, start_response, path)
         if fault.kind == "status":
             self.stats.record(path, str(fault.status))
+            time.sleep(pause)
             return self._fault_response(fault)(environ, start_response)
         if fault.kind == "drop":
             self.stats.record(path, "drop")
+            time.sleep(pause)
             _shutdown_socket(environ)
             # werkzeug treats a ConnectionError from the app as a dropped connection: no reply.
             raise ConnectionAbortedError("connection dropped by an injected fault")
-        return self._truncated(environ, start_response, path)
+        return self._truncated(environ, start_response, path, pause)
 
     def _serve(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
         def counting_start_response(status: str, headers: list, exc_info: Any = None):
@@ -360,7 +382,8 @@ class EmulatorApp:
             headers["Content-Type"] = mimetype
         return Response(text, status=fault.status, headers=headers)
 
-    def _truncated(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
+    def _run_buffered(self, environ: dict, path: str) -> tuple[str, list, bytes]:
+        """Run the service app to the end: its status, headers and whole body."""
         captured: dict[str, Any] = {}
         written: list[bytes] = []
 
@@ -376,7 +399,21 @@ class EmulatorApp:
                 result.close()
         status = captured["status"]
         self.stats.record(path, status.split(None, 1)[0])
-        headers = [(name, value) for name, value in captured["headers"]
+        return status, captured["headers"], body
+
+    def _serve_after(self, environ: dict, start_response: Callable, path: str,
+                     pause: float) -> Iterable[bytes]:
+        # The service acts now; the client hears of it only after the pause.
+        status, headers, body = self._run_buffered(environ, path)
+        time.sleep(pause)
+        start_response(status, headers)
+        return [body]
+
+    def _truncated(self, environ: dict, start_response: Callable, path: str,
+                   pause: float = 0.0) -> Iterable[bytes]:
+        status, headers, body = self._run_buffered(environ, path)
+        time.sleep(pause)
+        headers = [(name, value) for name, value in headers
                    if name.lower() not in ("content-length", "transfer-encoding")]
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)

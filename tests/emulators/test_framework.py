@@ -13,8 +13,11 @@ import time
 import pytest
 import requests
 
+from werkzeug.serving import make_server
+
 from gensvc.emulators import (
     EMULATORS,
+    EmulatorApp,
     EmulatorConfig,
     FaultSpecError,
     load_fault_specs,
@@ -141,6 +144,78 @@ def test_delay_then_status(emulator):
     assert time.monotonic() - started >= 0.2
 
 
+def _serve_counter_app(faults):
+    """A tiny service behind EmulatorApp: POST /items creates one, GET /items counts them."""
+    created = []
+
+    def app(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            created.append(time.monotonic())
+            body = json.dumps({"id": len(created)}).encode()
+        else:
+            body = json.dumps({"count": len(created)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    wrapped = EmulatorApp(app, EmulatorConfig(faults=faults))
+    server = make_server("127.0.0.1", 0, wrapped, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    return server, thread, wrapped, created
+
+
+def test_delay_after_acts_before_answering():
+    fault = {"path": "/items", "method": "POST", "kind": "delay", "seconds": 0.8,
+             "after": True, "count": 2}
+    server, thread, wrapped, created = _serve_counter_app([fault])
+    url = f"http://127.0.0.1:{server.port}/items"
+    try:
+        assert wrapped.faults.active()[0]["after"] is True
+        # A client that gives up (or is killed) before the answer: the POST has still acted,
+        # and another request sees it while the answer is held back.
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.post(url, timeout=0.3)
+        assert requests.get(url, timeout=5).json() == {"count": 1}
+        assert time.monotonic() - started < 0.8
+        # A patient client gets the whole, real answer after the pause.
+        started = time.monotonic()
+        response = requests.post(url, timeout=10)
+        assert time.monotonic() - started >= 0.8
+        assert response.json() == {"id": 2}
+        # the state existed before the answer arrived
+        assert created[1] - started < 0.5
+        # expired: no more pause
+        started = time.monotonic()
+        assert requests.post(url, timeout=10).json() == {"id": 3}
+        assert time.monotonic() - started < 0.5
+        time.sleep(0.6)  # let the abandoned first answer finish
+        assert wrapped.stats.snapshot()["by_status"] == {"200": 4}
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_delay_after_with_truncate():
+    server, thread, wrapped, created = _serve_counter_app([
+        {"path": "/items", "kind": "delay", "seconds": 0.3, "after": True, "count": 1},
+        {"path": "/items", "kind": "truncate", "count": 1}])
+    url = f"http://127.0.0.1:{server.port}/items"
+    try:
+        started = time.monotonic()
+        with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+            requests.post(url, timeout=10)
+        assert time.monotonic() - started >= 0.3
+        assert created and requests.get(url, timeout=5).json() == {"count": 1}
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
 def test_method_and_path_matching(emulator):
     add_faults(emulator, [{"path": "*/gene", "method": "POST", "kind": "status", "status": 500},
                           {"path": "/other/*", "kind": "status", "status": 500}])
@@ -180,6 +255,8 @@ def test_faults_never_touch_the_control_api(emulator):
     {"kind": "status", "rate": 1.5},
     {"kind": "delay", "seconds": -1},
     {"kind": "status", "coutn": 1},
+    {"kind": "delay", "after": "yes"},
+    {"kind": "status", "after": True},
     [{"kind": "drop"}, "not an object"],
 ])
 def test_invalid_faults_are_rejected(emulator, fault):
@@ -251,11 +328,23 @@ def test_config_validation():
         start_emulator("nosuchservice")
 
 
+def two_free_ports() -> int:
+    """A port whose successor is free too (both probed, then released)."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two neighbouring free ports")
+
+
 def test_serve_forever_explicit_ports(tmp_path):
     # two emulators on port and port+1; `stop` ends it like SIGTERM would
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = two_free_ports()
     out = tmp_path / "out.txt"
     stop = threading.Event()
     result = {}
