@@ -15,8 +15,14 @@ from pathlib import Path
 
 from gensvc.schema import SCHEMA_DIR
 
-DEMO_SERVICES = ("bravo",)
-DEMO_SECRETS = {"GENSVC_BRAVO_TOKEN": "bravo-demo-token"}
+# service -> emulator settings: CGI's minute-long jobs and OpenCRAVAT's few seconds, shortened
+DEMO_SERVICES = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05}}
+# the emulators' documented default credentials; real ones come from your environment
+DEMO_SECRETS = {
+    "GENSVC_BRAVO_TOKEN": "bravo-demo-token",
+    "GENSVC_CGI_EMAIL": "demo@example.org",
+    "GENSVC_CGI_TOKEN": "cgi-demo-token",
+}
 
 
 def checkout() -> Path:
@@ -32,26 +38,26 @@ def main(argv: list[str]) -> int:
         return 2
     env = dict(os.environ, **DEMO_SECRETS, GENSVC_STATE_DIR=str(root / ".gensvc"))
     with ExitStack() as stack:
-        for service in DEMO_SERVICES:
-            emulator = stack.enter_context(start_emulator(service))
+        for service, settings in DEMO_SERVICES.items():
+            emulator = stack.enter_context(start_emulator(service, **settings))
             env[f"GENSVC_{service.upper()}_URL"] = emulator.url
             print(f"emulator {service}: {emulator.url}", flush=True)
-        command = [
+        workflow = [
             sys.executable, "-m", "snakemake",
             "--snakefile", str(root / "workflow" / "Snakefile"),
             "--configfile", str(root / ".test" / "config.yaml"),
             "--directory", str(root),
-            "--cores", "2",
-            "--resources", *(f"{service}_api=1" for service in DEMO_SERVICES),
-            "--printshellcmds",
-            *argv,
         ]
-        finished = subprocess.run(command, env=env, cwd=root)
+        run = [*workflow, "--cores", "2", "--resources", *(f"{s}_api=1" for s in DEMO_SERVICES), *argv]
+        finished = subprocess.run(run, env=env, cwd=root)
+        if finished.returncode == 0:
+            finished = subprocess.run([*workflow, "--report", str(root / "results" / "report.html")], env=env, cwd=root)
     if finished.returncode != 0:
         print(f"gensvc demo: the workflow failed (exit {finished.returncode}); see the logs under {root / 'logs'}", file=sys.stderr)
         return finished.returncode
     print(f"\nDemo finished. Results are in {root / 'results'}:")
-    for path in sorted((root / "results").rglob("*")):
+    for path in sorted((root / "results").glob("*")):
         if path.is_file() and not path.name.endswith(".prov.json"):
             print(f"  {path.relative_to(root)}")
+    print(f"Each service's own outputs are under results/<service>/; the report is {root / 'results' / 'report.html'}")
     return 0

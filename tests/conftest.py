@@ -69,6 +69,14 @@ def run_gensvc(args, env, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     )
 
 
+def run_snakemake(workdir, env, *extra, timeout=300) -> subprocess.CompletedProcess:
+    """Snakemake in ``workdir``, wrappers resolved to this checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/", *extra],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
 def read_tsv(path) -> list[dict]:
     lines = Path(path).read_text().splitlines()
     header = lines[0].split("\t")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, add_fault, read_json, run_gensvc, stats
+from conftest import REPO, add_fault, read_json, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 from gensvc.services.cgi import input_key, parse_alterations, parse_biomarkers
 
@@ -263,10 +263,7 @@ def test_wrapper_examples_run(tmp_path, cgi_env, cgi, operation):
     if operation == "download":
         assert poll(tmp_path, cgi_env).returncode == 0
     (tmp_path / "Snakefile").write_text((REPO / "wrappers" / "cgi" / operation / "test" / "Snakefile").read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/"],
-        cwd=tmp_path, env=cgi_env, capture_output=True, text=True, timeout=300,
-    )
+    done = run_snakemake(tmp_path, cgi_env)
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = [p for p in (tmp_path / "results").iterdir() if not p.name.endswith(".prov.json")]
     assert outputs and all(p.stat().st_size > 0 for p in outputs)

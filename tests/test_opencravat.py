@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, add_fault, read_json, run_gensvc, stats
+from conftest import REPO, add_fault, read_json, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 from peers.opencravat_server import start_opencravat
 
@@ -382,10 +382,7 @@ rule report:
     script:
         "{REPO / 'wrappers' / 'opencravat' / 'report' / 'wrapper.py'}"
 ''')
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/"],
-        cwd=tmp_path, env=oc_env, capture_output=True, text=True, timeout=300,
-    )
+    done = run_snakemake(tmp_path, oc_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(report_rows(tmp_path / "results" / "s.tsv")) == len(EXPECTED)
 
@@ -403,10 +400,7 @@ def test_wrapper_examples_run(tmp_path, operation, oc_emulator):
         assert poll(tmp_path, env).returncode == 0
     example = REPO / "wrappers" / "opencravat" / operation / "test" / "Snakefile"
     (tmp_path / "Snakefile").write_text(example.read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
+    done = run_snakemake(tmp_path, env)
     assert done.returncode == 0, done.stderr[-3000:]
     outputs = [p for p in (tmp_path / "results").iterdir() if not p.name.endswith(".prov.json")]
     assert outputs and all(p.stat().st_size > 0 for p in outputs)

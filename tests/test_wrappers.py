@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_json, read_tsv, run_gensvc
+from conftest import REPO, read_json, read_tsv, run_gensvc, run_snakemake
 from test_bravo_operations import frequency_input, write_vcf
 
 WRAPPERS = sorted(p.parent for p in (REPO / "wrappers").glob("*/*/wrapper.py"))
 BRAVO_WRAPPERS = [w for w in WRAPPERS if w.parent.name == "bravo"]
-
-
-def snakemake(workdir, env, *extra):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/", *extra],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
-    )
 
 
 def prepare(workdir: Path, wrapper: Path, tmp_path):
@@ -36,7 +29,7 @@ def test_wrapper_directive_runs_the_example(tmp_path, env, wrapper):
     workdir = tmp_path / "work"
     workdir.mkdir()
     prepare(workdir, wrapper, tmp_path)
-    done = snakemake(workdir, env)
+    done = run_snakemake(workdir, env)
     assert done.returncode == 0, done.stderr[-3000:]
     [output] = outputs_of(workdir)
     assert output.stat().st_size > 0
@@ -64,7 +57,7 @@ rule region:
         "{REPO / 'wrappers' / 'bravo' / 'region' / 'wrapper.py'}"
 '''
     )
-    done = snakemake(workdir, env)
+    done = run_snakemake(workdir, env)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_tsv(workdir / "results" / "region.tsv")
     assert rows and all(r["filter"] not in ("PASS", "SVM") for r in rows)
@@ -86,7 +79,7 @@ rule gene:
         "bravo/gene"
 '''
     )
-    done = snakemake(workdir, env)
+    done = run_snakemake(workdir, env)
     assert done.returncode != 0
     assert "gensvc bravo gene: bravo refused the query: Gene with name or identifier equal to NOSUCHGENE1 was not found." in done.stderr
     assert not (workdir / "results" / "gene.tsv").exists()
