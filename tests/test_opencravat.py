@@ -239,54 +239,61 @@ def test_annotate_one_variant_and_a_vcf(tmp_path, oc_env, vcf, peer):
 
 
 @pytest.fixture
-def emulated(peer):
-    if peer.emulator is None:
-        pytest.skip("faults are injected by the emulator")
-    return peer
+def emulated(oc_emulator) -> Peer:
+    requests.delete(f"{oc_emulator.root}/_emulator/faults", timeout=5)
+    requests.delete(f"{oc_emulator.root}/_emulator/stats", timeout=5)
+    return Peer("emulator", oc_emulator.url, "clinvar", oc_emulator)
 
 
-def test_transient_errors_while_polling_do_not_fail_the_job(tmp_path, oc_env, vcf, emulated):
-    assert submit(tmp_path, oc_env, vcf, emulated).returncode == 0
+@pytest.fixture
+def emu_env(tmp_path, emulated) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
+    return {**clean, "HOME": str(tmp_path), "GENSVC_STATE_DIR": str(tmp_path / "state"),
+            "GENSVC_OPENCRAVAT_URL": emulated.url, "GENSVC_OPENCRAVAT_BACKOFF": "0.05"}
+
+
+def test_transient_errors_while_polling_do_not_fail_the_job(tmp_path, emu_env, vcf, emulated):
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
     job = read_json(tmp_path / "receipt.json")["job_id"]
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/status", kind="status", status=503, count=4)
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/status", kind="status", status=429,
               headers={"Retry-After": "1"}, count=1)
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/status", kind="drop", count=1)
-    done = poll(tmp_path, oc_env, "--max-wait", "0.5")
+    done = poll(tmp_path, emu_env, "--max-wait", "0.5")
     assert done.returncode == 0, done.stderr
     seen = stats(emulated.emulator)["by_status"]
     assert seen["503"] == 4 and seen["429"] == 1 and seen["drop"] == 1
 
 
-def test_status_outage_past_the_retries_is_tolerated_then_times_out(tmp_path, oc_env, vcf, emulated):
-    assert submit(tmp_path, oc_env, vcf, emulated).returncode == 0
+def test_status_outage_past_the_retries_is_tolerated_then_times_out(tmp_path, emu_env, vcf, emulated):
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
     job = read_json(tmp_path / "receipt.json")["job_id"]
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/status", kind="status", status=502)
-    done = poll(tmp_path, oc_env | {"GENSVC_OPENCRAVAT_MAX_ATTEMPTS": "2"}, "--timeout", "3")
+    done = poll(tmp_path, emu_env | {"GENSVC_OPENCRAVAT_MAX_ATTEMPTS": "2"}, "--timeout", "3")
     assert done.returncode == 5
     assert "did not finish within 3 s" in done.stderr
 
 
-def test_download_cut_short_resumes_and_is_identical(tmp_path, oc_env, vcf, emulated):
-    assert submit(tmp_path, oc_env, vcf, emulated, "--reports", "vcf").returncode == 0
-    assert poll(tmp_path, oc_env).returncode == 0
-    assert report(tmp_path, oc_env, "vcf").returncode == 0
+def test_download_cut_short_resumes_and_is_identical(tmp_path, emu_env, vcf, emulated):
+    assert submit(tmp_path, emu_env, vcf, emulated, "--reports", "vcf").returncode == 0
+    assert poll(tmp_path, emu_env).returncode == 0
+    assert report(tmp_path, emu_env, "vcf").returncode == 0
     clean = (tmp_path / "report.vcf").read_bytes()
     job = read_json(tmp_path / "receipt.json")["job_id"]
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/reports/vcf", method="GET", kind="truncate", count=2)
-    done = report(tmp_path, oc_env, "vcf")
+    done = report(tmp_path, emu_env, "vcf")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report.vcf").read_bytes() == clean
     assert read_json(tmp_path / "report.vcf.prov.json")["details"]["reports"]["vcf"]["resumed"] == 2
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_failed_job_exits_4_with_its_log(tmp_path, oc_env, vcf, emulated):
-    assert submit(tmp_path, oc_env, vcf, emulated).returncode == 0
+def test_failed_job_exits_4_with_its_log(tmp_path, emu_env, vcf, emulated):
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
     job = read_json(tmp_path / "receipt.json")["job_id"]
     add_fault(emulated.emulator, path=f"/submit/jobs/{job}/status", kind="status", status=200,
               body={"status": "Error", "id": job}, count=1)
-    done = poll(tmp_path, oc_env)
+    done = poll(tmp_path, emu_env)
     assert done.returncode == 4
     assert f"opencravat job {job} ended Error" in done.stderr
 
