@@ -123,3 +123,20 @@ def test_provenance_counts_retries(tmp_path, env, bravo):
     done, out = region(tmp_path, env)
     assert done.returncode == 0, done.stderr
     assert read_json(f"{out}.prov.json")["requests"] == stats(bravo)["requests"]
+
+
+def test_malformed_retry_after_falls_back_to_backoff(tmp_path, env, bravo):
+    add_fault(bravo, path="*/region", kind="status", status=503, headers={"Retry-After": "soon, maybe"}, count=2)
+    done, out = region(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert stats(bravo)["by_status"]["503"] == 2
+
+
+def test_retry_after_as_an_http_date(tmp_path, env, bravo):
+    from email.utils import formatdate
+
+    when = time.time() + 2
+    add_fault(bravo, path="*/region", kind="status", status=503, headers={"Retry-After": formatdate(when, usegmt=True)}, count=1)
+    done, _ = region(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert time.time() >= when - 1  # HTTP dates have one-second resolution

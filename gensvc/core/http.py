@@ -14,7 +14,7 @@ import random
 import time
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, NewConnectionError, ProtocolError
 from urllib3.util.retry import Retry
 
 import gensvc
@@ -35,8 +35,6 @@ class DeadlineExceeded(Exception):
 class ServiceRetry(Retry):
     """urllib3's Retry with full jitter, a total deadline and ``X-RateLimit-Reset``."""
 
-    RETRY_AFTER_STATUS_CODES = frozenset({413, 429, 503})
-
     def __init__(self, *args, deadline_at: float | None = None, started_at: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.deadline_at = deadline_at
@@ -56,7 +54,10 @@ class ServiceRetry(Retry):
         return random.uniform(0, ceiling)
 
     def get_retry_after(self, response) -> float | None:
-        seconds = super().get_retry_after(response)
+        try:
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            seconds = None  # a malformed hint: fall back to backoff
         if seconds is not None:
             return seconds
         reset = response.headers.get("X-RateLimit-Reset")
