@@ -111,6 +111,12 @@ def execute(call: Call) -> int:
                 log.error(message)
             print(message, file=sys.stderr)
             return exc.exit_code
+        except OSError as exc:  # a path the user gave cannot be read or written
+            message = redact(f"gensvc {call.service} {call.operation}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            if call.log:
+                log.error(message)
+            print(f"{message}; check the path and its permissions", file=sys.stderr)
+            return UsageError.exit_code
         except KeyboardInterrupt:
             log.error("gensvc %s %s: interrupted; no output was written", call.service, call.operation)
             return 130

@@ -92,3 +92,11 @@ def test_missing_config_file_named_in_environment(tmp_path, env):
     done, _ = info(tmp_path, env | {"GENSVC_CONFIG": str(tmp_path / "absent.yaml")})
     assert done.returncode == 2
     assert "GENSVC_CONFIG" in done.stderr
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(tmp_path, env, bravo):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    done = run_gensvc(["bravo", "info", "--output", f"info={blocker / 'info.json'}"], env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "not-a-directory" in done.stderr
