@@ -26,9 +26,11 @@ def load(service: str, operation: str) -> dict:
         raise UsageError(f"unknown operation {service} {operation}", hint="run `gensvc list` to see every operation")
     schema = yaml.safe_load(path.read_text())
     params = schema["properties"]["params"]
-    settings = yaml.safe_load((SCHEMA_DIR / "settings.yaml").read_text())
-    merged = copy.deepcopy(settings["properties"])
-    merged.update(params.get("properties", {}))
+    merged = dict(params.get("properties", {}))
+    if not schema.get("x-local"):  # operations that call no service take no service settings
+        settings = yaml.safe_load((SCHEMA_DIR / "settings.yaml").read_text())
+        for name, spec in settings["properties"].items():
+            merged.setdefault(name, copy.deepcopy(spec))
     params["properties"] = {name: _inline(spec, schema) for name, spec in merged.items()}
     return schema
 
