@@ -5,14 +5,14 @@ if enabled("bravo"):
             vcf=sample_vcf,
         output:
             table="results/bravo/{sample}.bravo.tsv",
-        params:
-            **service_params("bravo", "density", "page_size"),
         log:
             "logs/bravo/{sample}.frequencies.log",
-        resources:
-            bravo_api=1,
         localrule: True
         conda:
             "../../envs/bravo.yaml"
+        resources:
+            bravo_api=1,
+        params:
+            **service_params("bravo", "density", "page_size"),
         wrapper:
             f"{WRAPPERS}bravo/frequencies"

@@ -3,10 +3,13 @@ from pathlib import Path
 
 validate(config, str(Path(workflow.basedir).parent / "schemas" / "config.yaml"))
 
-WRAPPERS = config.get("wrapper_prefix") or (
-    Path(workflow.basedir).parent / "wrappers"
-).resolve().as_uri() + "/"
+# wrappers from this checkout unless the config names another prefix (a tag, a fork)
+WRAPPERS = (
+    config.get("wrapper_prefix")
+    or (Path(workflow.basedir).parent / "wrappers").resolve().as_uri() + "/"
+)
 os.environ.setdefault("GENSVC_STATE_DIR", config.get("state_dir", ".gensvc"))
+SAMPLES = sorted(config["samples"])
 
 
 def enabled(service):
@@ -22,8 +25,34 @@ def sample_vcf(wildcards):
     return config["samples"][wildcards.sample]
 
 
-def final_outputs():
-    outputs = []
+def merge_sources(wildcards):
+    sample = wildcards["sample"] if isinstance(wildcards, dict) else wildcards.sample
+    sources = {"vcf": config["samples"][sample]}
     if enabled("bravo"):
-        outputs += expand("results/bravo/{sample}.bravo.tsv", sample=config["samples"])
-    return outputs
+        sources["bravo"] = f"results/bravo/{sample}.bravo.tsv"
+    if enabled("opencravat"):
+        sources["opencravat"] = f"results/opencravat/{sample}.variant.tsv"
+        sources["opencravat_status"] = f"results/opencravat/{sample}.status.json"
+    if enabled("cgi"):
+        sources["cgi"] = f"results/cgi/{sample}.alterations.tsv"
+    return sources
+
+
+def final_outputs():
+    # each service's own results are products too: a deleted one is made again,
+    # and then only what depends on it follows
+    sources = [
+        path
+        for sample in SAMPLES
+        for name, path in merge_sources({"sample": sample}).items()
+        if name != "vcf"
+    ]
+    return (
+        expand(
+            "results/{sample}.annotated.{ext}",
+            sample=SAMPLES,
+            ext=["vcf.gz", "vcf.gz.tbi", "tsv"],
+        )
+        + sources
+        + ["results/report/plots.done"]
+    )

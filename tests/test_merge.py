@@ -1,0 +1,487 @@
+"""merge annotations: sources made by the emulators through our own CLI, the merge run through
+the CLI and the Snakemake wrapper, values checked against the emulators' ground truth."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import pysam
+import pytest
+
+from conftest import BRAVO_TOKEN, REPO, read_json, run_gensvc
+from gensvc.emulators.bravo_data import variants_in
+from gensvc.emulators.cgi_results import Alteration, interpret, normalise
+from gensvc.emulators.opencravat_data import map_variant, standardize_pos_ref_alt, trim_vcf_alleles
+from gensvc.emulators.server import start_emulator
+
+CGI_EMAIL, CGI_TOKEN = "merge@example.org", "merge-test-cgi-token"
+HEADER = (
+    "##fileformat=VCFv4.2\n"
+    "##source=gensvc merge test\n"
+    '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    '##INFO=<ID=SVTYPE,Number=1,Type=String,Description="Type of structural variant">\n'
+    '##INFO=<ID=END,Number=1,Type=Integer,Description="End position">\n'
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tTUMOUR\n"
+)
+# (chrom, pos, ref, alts, genotype, info): Bravo knows most of these (see bravo_data)
+RECORDS = [
+    ("1", 11785002, "T", "G", "0/1", "DP=12"),  # SNV, no chr
+    ("1", 11785045, "A", "G,C", "0/1", "DP=20"),  # multiallelic; only G is called, OpenCRAVAT skips C
+    ("chr22", 30000146, "C", "G,T", "1/2", "."),  # multiallelic, both known to Bravo, chr
+    ("chr22", 30000235, "G", "GT", "0/1", "DP=7"),  # insertion
+    ("chr22", 30000300, "A", "<DEL>", "0/1", "SVTYPE=DEL;END=30000400"),  # no source has a value
+    ("chr22", 30000623, "TAT", "T", "0/1", "DP=9"),  # deletion
+    ("chr22", 30000623, "TATG", "TG", "0/1", "DP=9"),  # the same deletion, longer shared suffix
+    ("chr22", 30000700, "AC", "GT", "0/1", "."),  # MNP
+    ("chr22", 30000884, "AGCCC", "A", "0/1", "DP=3"),  # deletion
+    ("chr22", 30000886, "C", "T,*", "1/2", "."),  # a spanning deletion allele
+]
+
+
+def vcf_text(records=RECORDS) -> str:
+    return HEADER + "".join(
+        f"{c}\t{p}\t.\t{r}\t{a}\t50\tPASS\t{info}\tGT\t{gt}\n" for c, p, r, a, gt, info in records)
+
+
+def alts_of(records=RECORDS):
+    return [(c, p, r, alt) for c, p, r, alts, _, _ in records for alt in alts.split(",")]
+
+
+# ---- ground truth, from the emulators ---------------------------------------------------------
+
+
+def bravo_truth(chrom, pos, ref, alt) -> dict | None:
+    """Bravo's record for an ALT, found the way Bravo spells variants (shared suffix trimmed)."""
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    found = [v for v in variants_in(chrom.removeprefix("chr"), pos, pos) if (v["ref"], v["alt"]) == (ref, alt)]
+    return found[0] if found else None
+
+
+def oc_truth(chrom, pos, ref, alt, genotype="0/1", index=1) -> dict | None:
+    """The gene mapper's values for an ALT, normalised as OpenCRAVAT's converter does; None for
+    the ALTs it drops (symbolic, '*', not in the sample's genotype)."""
+    if alt.startswith("<") or alt == "*" or str(index) not in genotype.split("/"):
+        return None
+    pos, ref, alt = trim_vcf_alleles(pos, ref, alt)
+    pos, ref, alt = standardize_pos_ref_alt(pos, ref, alt)
+    return map_variant(chrom if chrom.startswith("chr") else f"chr{chrom}", pos, ref, alt)
+
+
+def cgi_truth(chrom, pos, ref, alt):
+    if alt.startswith("<") or alt == "*":
+        return None
+    npos, nref, nalt = normalise(pos, ref, alt)
+    return interpret(Alteration("input01_1", "input01", "mutation", {}, chrom.removeprefix("chr"), npos, nref, nalt))
+
+
+# ---- the sources, made once by the emulators through our CLI -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, bravo_server):
+    """vcf, bravo, opencravat (+ status) and cgi files for RECORDS, as the other steps write them."""
+    root = tmp_path_factory.mktemp("merge-sources")
+    vcf = root / "sample.vcf"
+    vcf.write_text(vcf_text())
+    with start_emulator("opencravat", time_scale=0.2) as oc, \
+            start_emulator("cgi", tokens=[CGI_TOKEN], time_scale=0.02) as cgi:
+        env = _env(root, {"GENSVC_BRAVO_URL": bravo_server.url, "GENSVC_BRAVO_TOKEN": BRAVO_TOKEN,
+                          "GENSVC_OPENCRAVAT_URL": oc.url, "GENSVC_CGI_URL": cgi.url,
+                          "GENSVC_CGI_EMAIL": CGI_EMAIL, "GENSVC_CGI_TOKEN": CGI_TOKEN})
+        steps = [
+            ["bravo", "frequencies", "--input", f"vcf={vcf}", "--output", f"table={root / 'sample.bravo.tsv'}"],
+            ["opencravat", "submit", "--input", f"files={vcf}", "--annotators", "clinvar,gnomad3", "--reports", "tsv",
+             "--output", f"receipt={root / 'oc.receipt.json'}"],
+            ["opencravat", "poll", "--input", f"receipt={root / 'oc.receipt.json'}", "--first-wait", "0.3",
+             "--max-wait", "1", "--timeout", "120", "--output", f"status={root / 'oc.status.json'}"],
+            ["opencravat", "report", "--input", f"receipt={root / 'oc.receipt.json'}",
+             "--output", f"tsv={root / 'sample.opencravat.tsv'}"],
+            ["cgi", "submit", "--input", f"mutations={vcf}", "--cancer-type", "BRCA", "--reference", "GRCh38",
+             "--output", f"receipt={root / 'cgi.receipt.json'}"],
+            ["cgi", "poll", "--input", f"receipt={root / 'cgi.receipt.json'}", "--first-wait", "0.2",
+             "--max-wait", "0.5", "--timeout", "60", "--output", f"status={root / 'cgi.status.json'}"],
+            ["cgi", "download", "--input", f"receipt={root / 'cgi.receipt.json'}",
+             "--output", f"alterations={root / 'sample.alterations.tsv'}",
+             "--output", f"summary={root / 'cgi.summary.txt'}"],  # the summary names CGI's version
+        ]
+        for args in steps:
+            done = run_gensvc(args, env)
+            assert done.returncode == 0, f"{args[:2]}: {done.stderr}"
+    return {"root": root, "vcf": vcf, "bravo": root / "sample.bravo.tsv", "opencravat": root / "sample.opencravat.tsv",
+            "opencravat_status": root / "oc.status.json", "cgi": root / "sample.alterations.tsv",
+            "oc_job": read_json(root / "oc.receipt.json")["job_id"], "cgi_job": read_json(root / "cgi.receipt.json")["job_id"]}
+
+
+def _env(root: Path, extra: dict) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
+    (root / "home").mkdir(exist_ok=True)
+    return {**clean, "HOME": str(root / "home"), "GENSVC_STATE_DIR": str(root / "state"),
+            "GENSVC_BRAVO_BACKOFF": "0.05", "GENSVC_OPENCRAVAT_BACKOFF": "0.05", "GENSVC_CGI_BACKOFF": "0.05", **extra}
+
+
+def merge(out: Path, inputs: dict, *extra, tbi=True, tsv=True):
+    """`gensvc merge annotations` in a fresh process; outputs out/merged.vcf.gz (+ .tbi) and out/merged.tsv."""
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["merge", "annotations"]
+    for name, path in inputs.items():
+        args += ["--input", f"{name}={path}"]
+    args += ["--output", f"vcf={out / 'merged.vcf.gz'}"]
+    if tbi:
+        args += ["--output", f"tbi={out / 'merged.vcf.gz.tbi'}"]
+    if tsv:
+        args += ["--output", f"tsv={out / 'merged.tsv'}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENSVC_")}
+    return run_gensvc([*args, *extra], env)
+
+
+def all_inputs(made) -> dict:
+    return {name: made[name] for name in ("vcf", "opencravat", "opencravat_status", "bravo", "cgi")}
+
+
+@pytest.fixture(scope="module")
+def merged(made, tmp_path_factory):
+    out = tmp_path_factory.mktemp("merged")
+    done = merge(out, all_inputs(made))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def records_of(path: Path) -> list[pysam.VariantRecord]:
+    with pysam.VariantFile(str(path)) as vcf:
+        return [record for record in vcf]
+
+
+def body_lines(path: Path) -> list[str]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        return [line.rstrip("\n") for line in handle if not line.startswith("#")]
+
+
+def header_lines(path: Path) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        return [line.rstrip("\n") for line in handle if line.startswith("##")]
+
+
+def info_value(record, name: str, index: int):
+    """One ALT's value of an INFO field, percent-decoded; None when missing."""
+    if name not in record.info:
+        return None
+    value = record.info[name]
+    value = value[index] if isinstance(value, tuple) else value
+    if value in (None, "."):
+        return None
+    return unquote(value) if isinstance(value, str) else value
+
+
+# ---- the tests -------------------------------------------------------------------------------------
+
+
+def test_every_alt_gets_the_emulators_values(made, merged):
+    records = records_of(merged / "merged.vcf.gz")
+    assert len(records) == len(RECORDS)
+    checked = {"bravo": 0, "opencravat": 0, "cgi": 0}
+    for record, (chrom, pos, ref, alts, gt, _) in zip(records, RECORDS):
+        assert (record.chrom, record.pos, record.ref, ",".join(record.alts)) == (chrom, pos, ref, alts)
+        for i, alt in enumerate(alts.split(",")):
+            bravo = bravo_truth(chrom, pos, ref, alt)
+            if bravo:
+                checked["bravo"] += 1
+                assert info_value(record, "BRAVO_ID", i) == bravo["variant_id"]
+                assert info_value(record, "BRAVO_AF", i) == pytest.approx(bravo["allele_freq"], rel=1e-5)
+                assert info_value(record, "BRAVO_AC", i) == bravo["allele_count"]
+                assert info_value(record, "BRAVO_AN", i) == bravo["allele_num"]
+                assert info_value(record, "BRAVO_FILTER", i) == bravo["filter"]
+            else:
+                assert info_value(record, "BRAVO_AF", i) is None
+            mapped = oc_truth(chrom, pos, ref, alt, gt, i + 1)
+            if mapped:
+                checked["opencravat"] += 1
+                assert info_value(record, "OC_base__hugo", i) == mapped["hugo"]
+                assert info_value(record, "OC_base__so", i) == mapped["so"]
+                assert info_value(record, "OC_base__achange", i) == mapped["achange"]
+                assert info_value(record, "OC_base__gposend", i) == mapped["gposend"]
+            else:
+                assert info_value(record, "OC_base__hugo", i) is None
+            reading = cgi_truth(chrom, pos, ref, alt)
+            if reading:
+                checked["cgi"] += 1
+                assert info_value(record, "CGI_GENE", i) == reading.gene
+                assert info_value(record, "CGI_PROTEIN_CHANGE", i) == (reading.protein_change or None)
+                assert info_value(record, "CGI_ONCOGENIC_SUMMARY", i) == reading.summary
+                assert info_value(record, "CGI_CONSEQUENCE", i) == reading.consequence
+            else:
+                assert info_value(record, "CGI_GENE", i) is None
+    # the tricky ones were all there: both spellings of the deletion, the insertion, the MNP
+    assert checked == {"bravo": 8, "opencravat": 10, "cgi": 11}
+
+
+def test_records_keep_their_order_and_own_info_and_unmatched_ones_are_untouched(made, merged):
+    before = [line for line in made["vcf"].read_text().splitlines() if not line.startswith("#")]
+    after = body_lines(merged / "merged.vcf.gz")
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        old_fields, new_fields = old.split("\t"), new.split("\t")
+        assert new_fields[:7] == old_fields[:7] and new_fields[8:] == old_fields[8:]
+        if old_fields[7] != "." and new != old:
+            assert new_fields[7].startswith(old_fields[7] + ";")
+    symbolic = next(line for line in before if "<DEL>" in line)
+    assert symbolic in after  # no source has anything for it: byte for byte as it was
+    for line in after:
+        assert ";;" not in line and "\t;" not in line
+
+
+def test_tsv_has_one_row_per_alt_with_the_values_as_written(made, merged):
+    lines = (merged / "merged.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[:4] == ["chrom", "pos", "ref", "alt"]
+    assert {"BRAVO_AF", "OC_base__hugo", "OC_clinvar__sig", "OC_gnomad3__af", "CGI_ONCOGENIC_SUMMARY"} <= set(header)
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    assert [(r["chrom"], int(r["pos"]), r["ref"], r["alt"]) for r in rows] == alts_of()
+    assert all(len(line.split("\t")) == len(header) for line in lines)
+    for row in rows:
+        reading = cgi_truth(row["chrom"], int(row["pos"]), row["ref"], row["alt"])
+        assert row["CGI_ONCOGENIC_SUMMARY"] == (reading.summary if reading else "")
+        mapped = oc_truth(row["chrom"], int(row["pos"]), row["ref"], row["alt"], "0/1/2", 1)
+        if mapped and row["OC_base__achange"]:
+            assert row["OC_base__achange"] == mapped["achange"]  # '=' and all, unescaped
+    deletion = [r for r in rows if r["pos"] == "30000623"]
+    assert len(deletion) == 2 and deletion[0]["OC_base__hugo"] == deletion[1]["OC_base__hugo"] != ""
+
+
+def test_header_names_each_source_with_its_version_and_provenance(made, merged):
+    header = header_lines(merged / "merged.vcf.gz")
+    with pysam.VariantFile(str(merged / "merged.vcf.gz")) as vcf:
+        info = vcf.header.info
+        assert info["BRAVO_AF"].type == "Float" and info["BRAVO_AC"].type == "Integer"
+        assert info["OC_base__gposend"].type == "Integer" and info["OC_gnomad3__af"].type == "Float"
+        assert info["OC_base__hugo"].type == "String" and info["CGI_GENE"].type == "String"
+        for name in ("BRAVO_AF", "OC_base__hugo", "OC_clinvar__sig", "CGI_ONCOGENIC_SUMMARY"):
+            assert info[name].number == "A"
+        assert "Bravo allele frequency (Bravo TOPMed freeze5/hg38 API v1 via gensvc" in info["BRAVO_AF"].description
+        assert "http://127.0.0.1:" in info["BRAVO_AF"].description
+        assert f"OpenCRAVAT 3.2.4 job {made['oc_job']}" in info["OC_base__hugo"].description
+        assert "clinvar 2024.05.01" in info["OC_clinvar__sig"].description
+        assert f"CGI v23.12.2 job {made['cgi_job']}" in info["CGI_GENE"].description
+        # the input's own header lines are all still there
+        assert "DP" in info and "SVTYPE" in info and "GT" in vcf.header.formats
+    sources = {line.split("ID=")[1].split(",")[0]: line for line in header if line.startswith("##gensvcSource=")}
+    assert set(sources) == {"opencravat", "bravo", "cgi"}
+    assert f'JobID="{made["oc_job"]}"' in sources["opencravat"] and 'Operation="report"' in sources["opencravat"]
+    assert f'JobID="{made["cgi_job"]}"' in sources["cgi"] and 'Versions="cgi=v23.12.2"' in sources["cgi"]
+    assert 'Versions="api_version=v1;dataset=freeze5/hg38"' in sources["bravo"]
+    for line in sources.values():
+        assert 'URL="http://127.0.0.1:' in line and 'Started="' in line and 'Finished="' in line
+    assert any(line.startswith("##gensvcCommand=<ID=merge_annotations,") for line in header)
+    details = read_json(merged / "merged.vcf.gz.prov.json")["details"]
+    assert details["sources"]["bravo"]["matched_alts"] == len(alts_of())
+    assert details["sources"]["bravo"]["alts_with_values"] == 8
+    assert details["sources"]["opencravat"]["matched_alts"] == 10
+    assert details["sources"]["cgi"]["matched_alts"] == 11
+    assert all(s["unused_rows"] == 0 and s["join"] == "stream" for s in details["sources"].values())
+
+
+def test_index_works_for_a_region_fetch(merged):
+    assert (merged / "merged.vcf.gz.tbi").stat().st_size > 0
+    with pysam.VariantFile(str(merged / "merged.vcf.gz")) as vcf:
+        found = [(r.chrom, r.pos, r.ref) for r in vcf.fetch("chr22", 30000600, 30000700)]
+        assert found == [("chr22", 30000623, "TAT"), ("chr22", 30000623, "TATG"), ("chr22", 30000700, "AC")]
+        assert [r.pos for r in vcf.fetch("1", 11785000, 11785010)] == [11785002]
+    with pysam.TabixFile(str(merged / "merged.vcf.gz"), index=str(merged / "merged.vcf.gz.tbi")) as tabix:
+        assert len(list(tabix.fetch("chr22", 30000880, 30000890))) == 2
+
+
+@pytest.mark.parametrize("subset", [(), ("bravo",), ("opencravat",), ("cgi",), ("opencravat", "cgi"), ("bravo", "cgi")],
+                         ids=lambda s: "+".join(s) or "none")
+def test_any_subset_of_sources(made, merged, tmp_path, subset):
+    inputs = {"vcf": made["vcf"], **{name: made[name] for name in subset}}
+    done = merge(tmp_path, inputs)
+    assert done.returncode == 0, done.stderr
+    prefixes = {"bravo": "BRAVO_", "opencravat": "OC_", "cgi": "CGI_"}
+    wanted = tuple(prefixes[name] for name in subset)
+    full = records_of(merged / "merged.vcf.gz")
+    for record, reference in zip(records_of(tmp_path / "merged.vcf.gz"), full):
+        added = {k for k in record.info if k.startswith(("BRAVO_", "OC_", "CGI_"))}
+        assert all(k.startswith(wanted) for k in added) if wanted else not added
+        assert {k: record.info[k] for k in added} == {k: v for k, v in reference.info.items() if k.startswith(wanted or ("-",))}
+    header = (tmp_path / "merged.tsv").read_text().splitlines()[0].split("\t")
+    assert all(name.startswith(wanted) for name in header[4:])
+    sources = [line for line in header_lines(tmp_path / "merged.vcf.gz") if line.startswith("##gensvcSource")]
+    assert len(sources) == len(subset)
+
+
+def test_bgzipped_input_and_columns_chosen(made, merged, tmp_path):
+    packed = tmp_path / "sample.vcf.gz"
+    pysam.tabix_compress(str(made["vcf"]), str(packed))
+    done = merge(tmp_path / "out", {**all_inputs(made), "vcf": packed}, "--opencravat-columns", "hugo,clinvar.sig",
+                 "--cgi-columns", "CGI-Gene")
+    assert done.returncode == 0, done.stderr
+    header = (tmp_path / "out" / "merged.tsv").read_text().splitlines()[0].split("\t")
+    assert header[4:] == ["OC_base__hugo", "OC_clinvar__sig", "BRAVO_ID", "BRAVO_AF", "BRAVO_AC", "BRAVO_AN",
+                          "BRAVO_FILTER", "CGI_GENE"]
+    for record, reference in zip(records_of(tmp_path / "out" / "merged.vcf.gz"), records_of(merged / "merged.vcf.gz")):
+        for name in ("OC_base__hugo", "BRAVO_AF", "CGI_GENE"):
+            assert record.info.get(name) == reference.info.get(name)
+
+
+def test_a_source_out_of_the_vcf_order_is_joined_through_an_index(made, merged, tmp_path):
+    lines = made["opencravat"].read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#")) + 1
+    rows = lines[first:]
+    random.Random(3).shuffle(rows)
+    shuffled = tmp_path / "shuffled.tsv"
+    shuffled.write_text("".join(lines[:first] + rows))
+    done = merge(tmp_path / "out", {"vcf": made["vcf"], "opencravat": shuffled})
+    assert done.returncode == 0, done.stderr
+    for record, reference in zip(records_of(tmp_path / "out" / "merged.vcf.gz"), records_of(merged / "merged.vcf.gz")):
+        assert {k: v for k, v in record.info.items() if k.startswith("OC_")} == \
+               {k: v for k, v in reference.info.items() if k.startswith("OC_")}
+    assert read_json(tmp_path / "out" / "merged.vcf.gz.prov.json")["details"]["sources"]["opencravat"]["join"] == "index"
+
+
+def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_path):
+    """Hand-made CGI rows whose values hold every character VCF reserves."""
+    lines = made["cgi"].read_text().splitlines()
+    header = lines[0].split("\t")
+    at = header.index("CGI-Oncogenic Summary")
+    odd = "a;b=c,d e:f%g"
+    rows = []
+    for line in lines[1:]:
+        fields = line.split("\t")
+        fields[at] = odd
+        rows.append("\t".join(fields))
+    cgi = tmp_path / "alterations.tsv"
+    cgi.write_text("\n".join([lines[0], *rows]) + "\n")
+    done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
+    assert done.returncode == 0, done.stderr
+    raw = body_lines(tmp_path / "out" / "merged.vcf.gz")[0]
+    assert "CGI_ONCOGENIC_SUMMARY=a%3Bb%3Dc%2Cd%20e%3Af%25g" in raw
+    record = records_of(tmp_path / "out" / "merged.vcf.gz")[0]
+    assert unquote(record.info["CGI_ONCOGENIC_SUMMARY"][0]) == odd
+    table = (tmp_path / "out" / "merged.tsv").read_text().splitlines()
+    assert table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")] == odd
+
+
+def _copy_broken(made, tmp_path, kind):
+    if kind == "bravo-given-opencravat":
+        return {"bravo": made["opencravat"]}
+    if kind == "opencravat-given-vcf":
+        return {"opencravat": made["vcf"]}
+    if kind == "cgi-given-bravo":
+        return {"cgi": made["bravo"]}
+    if kind == "bravo-cut-short":
+        broken = tmp_path / "short.bravo.tsv"
+        lines = made["bravo"].read_text().splitlines()
+        broken.write_text("\n".join(lines[:4] + ["chr22\t30000235\tG"]) + "\n")
+        return {"bravo": broken}
+    if kind == "opencravat-of-another-vcf":
+        lines = made["opencravat"].read_text().splitlines()
+        other = [line.replace("\tchr22\t", "\tchr9\t").replace("\tchr1\t", "\tchr9\t") for line in lines]
+        broken = tmp_path / "other.tsv"
+        broken.write_text("\n".join(other) + "\n")
+        return {"opencravat": broken}
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["bravo-given-opencravat", "opencravat-given-vcf", "cgi-given-bravo",
+                                  "bravo-cut-short", "opencravat-of-another-vcf"])
+def test_a_malformed_source_is_refused_and_nothing_is_written(made, tmp_path, kind):
+    inputs = {"vcf": made["vcf"], "bravo": made["bravo"], **_copy_broken(made, tmp_path, kind)}
+    out = tmp_path / "out"
+    done = merge(out, inputs)
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip()
+    assert message.startswith("gensvc merge annotations:") and "\n" not in message
+    assert "Traceback" not in done.stderr
+    assert list(out.iterdir()) == []  # no output, no index, no staged or temporary leftovers
+
+
+def test_a_vcf_that_is_not_one_is_refused(made, tmp_path):
+    done = merge(tmp_path / "out", {"vcf": made["bravo"], "bravo": made["bravo"]})
+    assert done.returncode == 2 and "is not a VCF" in done.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_unsorted_vcf_cannot_be_indexed(made, tmp_path):
+    records = [RECORDS[5], *RECORDS[:5], *RECORDS[6:]]
+    vcf = tmp_path / "unsorted.vcf"
+    vcf.write_text(vcf_text(records))
+    done = merge(tmp_path / "a", {"vcf": vcf})
+    assert done.returncode == 2 and "not sorted" in done.stderr
+    assert list((tmp_path / "a").iterdir()) == []
+    done = merge(tmp_path / "b", {"vcf": vcf}, tbi=False)
+    assert done.returncode == 0, done.stderr
+    assert len(body_lines(tmp_path / "b" / "merged.vcf.gz")) == len(records)
+
+
+def test_without_a_tbi_output_the_index_is_written_beside_the_vcf(made, tmp_path):
+    done = merge(tmp_path, {"vcf": made["vcf"], "bravo": made["bravo"]}, tbi=False, tsv=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "merged.vcf.gz.tbi").exists()
+    with pysam.VariantFile(str(tmp_path / "merged.vcf.gz")) as vcf:
+        assert len(list(vcf.fetch("chr22"))) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.vcf.gz", "merged.vcf.gz.prov.json", "merged.vcf.gz.tbi"]
+
+
+def test_memory_stays_small_on_a_large_input(tmp_path):
+    """200,000 records with a Bravo table: the join streams, so its memory does not grow with them."""
+    rng = random.Random(1)
+    vcf, table = tmp_path / "big.vcf", tmp_path / "big.bravo.tsv"
+    with open(vcf, "w") as v, open(table, "w") as t:
+        v.write(HEADER)
+        t.write("chrom\tpos\tref\talt\tbravo_variant_id\tallele_freq\tallele_count\tallele_num\tfilter\tfound\n")
+        for n in range(200_000):
+            pos, ref = 10_000 + 7 * n, rng.choice("ACGT")
+            alt = rng.choice([b for b in "ACGT" if b != ref])
+            v.write(f"chr2\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\tDP=5\tGT\t0/1\n")
+            t.write(f"chr2\t{pos}\t{ref}\t{alt}\t2-{pos}-{ref}-{alt}\t0.001\t125\t125568\tPASS\ttrue\n")
+    script = (
+        "import resource, sys; from gensvc.cli import main; code = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "merge", "annotations", "--input", f"vcf={vcf}", "--input", f"bravo={table}",
+         "--output", f"vcf={tmp_path / 'out.vcf.gz'}", "--output", f"tsv={tmp_path / 'out.tsv'}"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) < 150_000  # KiB; the inputs are ~25 MB, the outputs more
+    assert sum(1 for _ in open(tmp_path / "out.tsv")) == 200_001
+
+
+def test_wrapper_runs_in_snakemake(made, tmp_path):
+    workdir = tmp_path / "work"
+    (workdir / "results").mkdir(parents=True)
+    shutil.copy(REPO / "wrappers" / "merge" / "annotations" / "test" / "Snakefile", workdir / "Snakefile")
+    shutil.copy(made["vcf"], workdir / "sample.vcf")
+    for name, target in (("opencravat", "sample.opencravat.tsv"), ("bravo", "sample.bravo.tsv"),
+                         ("cgi", "sample.alterations.tsv")):
+        shutil.copy(made[name], workdir / "results" / target)
+        shutil.copy(f"{made[name]}.prov.json", workdir / "results" / f"{target}.prov.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENSVC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--wrapper-prefix", f"{(REPO / 'wrappers').as_uri()}/"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = workdir / "results" / "sample.annotated.vcf.gz"
+    records = records_of(out)
+    assert len(records) == len(RECORDS) and "BRAVO_AF" in records[0].info and "CGI_GENE" in records[0].info
+    assert (workdir / "results" / "sample.annotated.vcf.gz.tbi").exists()
+    assert len((workdir / "results" / "sample.annotated.tsv").read_text().splitlines()) == len(alts_of()) + 1
+    prov = read_json(f"{out}.prov.json")
+    assert prov["service"] == "merge" and prov["operation"] == "annotations"
+    assert (workdir / "logs" / "merge_annotations.log").exists()
+
+
+def test_merge_does_not_need_the_network_modules_settings(made, tmp_path):
+    """Settings params every operation accepts are harmless here: merge sends nothing anywhere."""
+    done = merge(tmp_path, {"vcf": made["vcf"], "bravo": made["bravo"]}, "--url", "https://example.org/")
+    assert done.returncode == 0, done.stderr
