@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) bench/frequencies.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/poll.py
+	$(PY) bench/merge.py
 
 clean:
 	rm -rf $(VENV) $(OC_VENV) .gensvc .snakemake results .pytest_cache

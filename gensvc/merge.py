@@ -22,11 +22,14 @@ How the join works, and why it is fast and small:
 - Values are VCF-escaped as OpenCRAVAT's vcfreporter does (percent-encoding of ``% : ; = ,``,
   and of space); ALTs without a value get ``.``; a field empty for every ALT of a record is
   left out, and a record no source has a value for is written unchanged.
-- For large inputs the work is spread over processes: one per source parses it and sends each
-  row ready-made (key, INFO fragment, escaped and raw values) through a pipe, and one
-  compresses the VCF body, while this one only joins. The header is written last, so that the
-  types of OpenCRAVAT's columns (which its TSV does not state) are the ones all their values
-  fit, and the header can carry the counts.
+- A source's rows are parsed a megabyte at a time (list comprehensions over the batch; one
+  regular expression checks a batch's types, one pass escapes it); the run of columns nothing
+  needs (CGI and OpenCRAVAT repeat the input's INFO and sample columns) is never split.
+- For a large input, on more than one core, each source is joined by a process of its own,
+  which sends this one, per record, its INFO fragment and TSV values through a pipe; another
+  process compresses the VCF body; this one puts the records together and writes them. The
+  header is written last, so that the types of OpenCRAVAT's columns (which its TSV does not
+  state) are the ones all their values fit, and the header can carry the counts.
 """
 
 from __future__ import annotations
@@ -113,16 +116,16 @@ def escape(value: str) -> str:
     return _encode(value)
 
 
-def _encode(value: str) -> str:
-    return (value.replace("%", "%25").replace(":", "%3A").replace(";", "%3B").replace("=", "%3D")
-            .replace(",", "%2C").replace(" ", "%20").replace("\r", "%0D"))
-
-
 def unescape(value: str) -> str:
-    """The inverse of ``escape`` (for readers of the output)."""
+    """A value as the service wrote it, from its VCF-escaped form (for readers of the output)."""
     from urllib.parse import unquote
 
     return unquote(value)
+
+
+def _encode(value: str) -> str:
+    return (value.replace("%", "%25").replace(":", "%3A").replace(";", "%3B").replace("=", "%3D")
+            .replace(",", "%2C").replace(" ", "%20").replace("\r", "%0D"))
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -202,7 +205,7 @@ class BgzfSink:
             code = "import sys; from gensvc.merge import bgzip_stream; bgzip_stream(sys.argv[1])"
             self.process = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, bufsize=0)
             _widen_pipe(self.process.stdin)
-            self.queue: queue.Queue = queue.Queue(maxsize=32)
+            self.queue: queue.Queue = queue.Queue(maxsize=8)
             self.thread = threading.Thread(target=self._feed, name="gensvc-bgzip-feed", daemon=True)
             self.thread.start()
         else:
@@ -252,10 +255,10 @@ class BgzfSink:
 
 
 class TextSink:
-    """Plain text (or gzip, for a name ending in .gz)."""
+    """Plain text."""
 
     def __init__(self, path: str):
-        self.handle = gzip.open(path, "wt", compresslevel=6) if path.endswith(".gz") else open(path, "w")
+        self.handle = open(path, "w")
         self.write = self.handle.write
 
     def close(self) -> None:
@@ -362,12 +365,6 @@ class Source:
             return [p.replace("\t", " ").replace("\n", " ") for p in parts]
         return line.rstrip("\r\n").split("\t")
 
-    def data_lines(self, handle):
-        """The data lines of an open file, the header skipped."""
-        for _ in range(self.header_lines):
-            handle.readline()
-        return handle
-
     def rows(self):
         """(key, payload) for every data row, in file order; a payload is ``(INFO fragment,
         escaped values joined by tabs, values as written joined by tabs)``."""
@@ -375,8 +372,8 @@ class Source:
 
     def _row_batches(self):
         """The rows a megabyte of lines at a time: list comprehensions, not a loop per row."""
-        pick, width, keyget, prefixes = self.pick, self.width, self.keyget, self.prefixes
-        special, split = _SPECIAL.search, self._split
+        pick, keyget, prefixes, cut = self.pick, self.keyget, self.prefixes, self._cut
+        special = _SPECIAL.search
         number = self.header_lines
         with _open_text(self.path) as handle:
             for _ in range(self.header_lines):
@@ -384,21 +381,26 @@ class Source:
             while lines := handle.readlines(1 << 20):
                 chunk = "".join(lines)
                 if self.delimiter == "\t" and '"' not in chunk:
-                    parts = [line.rstrip("\n").split("\t") for line in lines]
+                    texts = chunk.split("\n")
+                    if texts[-1] == "":
+                        del texts[-1]
+                    parts = [cut(text) for text in texts]
+                    if None in parts:
+                        parts = self._whole_rows([text.split("\t") for text in texts], number)
                 else:
-                    parts = [split(line) for line in lines]
-                if any(len(p) < width for p in parts):
-                    parts = self._whole_rows(parts, number)
+                    parts = self._whole_rows([self._split(line) for line in lines], number)
                 number += len(lines)
                 keys = ["\t".join(keyget(p)) for p in parts] if keyget is not None else [self._row_key(p) for p in parts]
                 raws = ["\t".join(pick(p)) for p in parts]
-                if "\x1e" in chunk or "\x1f" in chunk:  # the separators between processes: spaces will do
-                    raws = [raw.replace("\x1e", " ").replace("\x1f", " ") for raw in raws]
-                if self.type_check is not None:
+                blob = "\n".join(raws)  # values hold no line ends: a batch is checked and escaped at once
+                if "\x1e" in blob or "\x1f" in blob:  # the separators between processes: spaces will do
+                    blob = blob.replace("\x1e", " ").replace("\x1f", " ")
+                    raws = blob.split("\n")
+                if self.type_check is not None and self.batch_check(blob + "\n") is None:
                     check = self.type_check
                     for at in [i for i, raw in enumerate(raws) if check(raw) is None]:
                         self._retype(pick(parts[at]))
-                escaped = [raw if special(raw) is None else _encode(raw) for raw in raws]
+                escaped = raws if special(blob) is None else _encode(blob).split("\n")
                 values = [text.split("\t") for text in escaped]
                 if self.make_fragments:
                     fragments = [";".join(compress(map(add, prefixes, v), v)) for v in values]
@@ -408,18 +410,19 @@ class Source:
                 yield payloads if None not in keys else ((k, p) for k, p in payloads if k is not None)
 
     def _whole_rows(self, parts: list[list[str]], number: int) -> list[list[str]]:
-        """The rows of a batch without its blank lines; a row cut short is refused."""
+        """Whole rows (all columns) of a batch, compacted, its blank lines left out; a row cut
+        short is refused."""
         whole = []
         for n, row in enumerate(parts, number + 1):
             if len(row) >= self.width:
-                whole.append(row)
+                whole.append(self._compact(row))
             elif any(cell.strip() for cell in row):
                 self.refuse(f"line {n} has {len(row)} columns, not {self.width} like its header",
                             hint="the file is cut short, or is not this kind of file")
         return whole
 
     def parse_line(self, line: str):
-        parts = self._split(line)
+        parts = self._compact(self._split(line))
         key = self.key_of(parts)
         picked = self.pick(parts)
         raw = "\t".join(picked)
@@ -443,16 +446,54 @@ class Source:
     def key_of(self, parts: list[str]) -> str | None:
         return "\t".join(self.keyget(parts)) if self.keyget is not None else self._row_key(parts)
 
-    def _set_columns(self, header: list[str], carried: list[str]) -> None:
-        self.columns = header
-        self.width = len(header)
+    def _set_columns(self, header: list[str], carried: list[str], keys: list[int]) -> None:
+        """Which columns a row is cut into: all but the widest run of columns nothing needs
+        (CGI repeats the input's INFO and sample columns; OpenCRAVAT its vcfinfo ones), which is
+        left in one piece. ``self.pick`` then takes the carried values, ``self.key_at`` the key's."""
+        self.columns, self.width = header, len(header)
         index = {name: i for i, name in enumerate(header)}
-        self.indices = [index[name] for name in carried]
-        if len(self.indices) == 1:
-            only = self.indices[0]
-            self.pick = lambda parts: (parts[only],)
-        else:
-            self.pick = itemgetter(*self.indices)
+        needed = sorted({*keys, *(index[name] for name in carried)})
+        gap_start, gap_length, before = 0, 0, -1
+        for at in [*needed, self.width]:
+            if at - before - 1 > gap_length:
+                gap_start, gap_length = before + 1, at - before - 1
+            before = at
+        if gap_length < 2:
+            gap_start, gap_length = self.width, 0
+        self.gap = (gap_start, gap_length)
+        compact = lambda i: i if i < gap_start else i - gap_length  # noqa: E731
+        self.indices = [compact(index[name]) for name in carried]
+        self.key_at = [compact(i) for i in keys]
+        self.keyget = itemgetter(*self.key_at) if self.joins_key else None
+        self.pick = itemgetter(*self.indices) if len(self.indices) > 1 else (lambda parts, i=self.indices[0]: (parts[i],))
+
+    joins_key = True  # the key is the key columns joined by tabs (not so for CGI)
+
+    def _cut(self, line: str) -> list[str] | None:
+        """A line (no line end) cut into its columns but the gap's; None if it has too few."""
+        gap_start, gap_length = self.gap
+        if not gap_length:
+            parts = line.split("\t")
+            return parts if len(parts) >= self.width else None
+        after = self.width - gap_start - gap_length
+        parts = line.split("\t", gap_start)
+        if len(parts) <= gap_start:
+            return None
+        if not after:
+            del parts[gap_start]
+            return parts
+        right = parts.pop().rsplit("\t", after)
+        if len(right) <= after or right[0].count("\t") != gap_length - 1:
+            return None
+        del right[0]
+        parts += right
+        return parts
+
+    def _compact(self, parts: list[str]) -> list[str]:
+        """All columns of a row (split whole) but the gap's; columns past the header's are dropped,
+        as csv.DictReader would set them apart."""
+        gap_start, gap_length = self.gap
+        return parts[:gap_start] + parts[gap_start + gap_length:self.width]
 
     def versions(self) -> dict:
         return dict(self.provenance.get("versions") or {})
@@ -508,8 +549,7 @@ class BravoSource(Source):
             self.refuse("is not a bravo frequencies table (its header is not " + " ".join(TABLE_COLUMNS) + ")",
                         hint="give the table output of `gensvc bravo frequencies` made from this VCF")
         self.header_lines = 1
-        self._set_columns(list(TABLE_COLUMNS), [column for column, *_ in BRAVO_FIELDS])
-        self.keyget = itemgetter(0, 1, 2, 3)  # chrom pos ref alt, as in the VCF
+        self._set_columns(list(TABLE_COLUMNS), [column for column, *_ in BRAVO_FIELDS], [0, 1, 2, 3])
         for column, info_id, kind, what in BRAVO_FIELDS:
             self.fields.append(Field(info_id, kind, self.describe(what), column))
 
@@ -568,8 +608,7 @@ class OpenCravatSource(Source):
                        and c.partition(".")[0] not in OC_ECHO_GROUPS]
         if not carried:
             self.refuse("has no annotation columns to carry")
-        self._set_columns(header, carried)
-        self.keyget = itemgetter(*[header.index(c) for c in ("chrom", "pos", "ref_base", "alt_base")])
+        self._set_columns(header, carried, [header.index(c) for c in ("chrom", "pos", "ref_base", "alt_base")])
         seen = set()
         for column in carried:
             group, dot, name = column.rpartition(".")
@@ -625,9 +664,11 @@ class OpenCravatSource(Source):
         """One pattern over a row's values: each column as its type so far allows. A row that
         does not match moves some column on (no value yet -> Integer -> Float -> String)."""
         if all(kind == "String" for kind in self.kinds):
-            self.type_check = None
+            self.type_check = self.batch_check = None
             return
-        self.type_check = re.compile("\t".join(_KIND_PATTERNS[kind] for kind in self.kinds)).fullmatch
+        row = "\t".join(_KIND_PATTERNS[kind] for kind in self.kinds)
+        self.type_check = re.compile(row).fullmatch
+        self.batch_check = re.compile(f"(?:{row}\n)*").fullmatch  # a batch of rows, each ending in \n
 
     def _retype(self, picked) -> None:
         for i, value in enumerate(picked):
@@ -673,6 +714,7 @@ class OpenCravatSource(Source):
 
 class CgiSource(Source):
     name = "cgi"
+    joins_key = False
 
     def _read_header(self, columns) -> None:
         with _open_text(self.path) as handle:
@@ -688,7 +730,7 @@ class CgiSource(Source):
         if chrom_at is None or "pos" not in lower or "ref" not in lower or "alt" not in lower:
             self.refuse("describes no genomic positions (CGI was given proteins or gDNA, not this VCF)",
                         hint="submit the VCF itself to CGI to merge its results")
-        self.key_at = [chrom_at, lower["pos"], lower["ref"], lower["alt"]]
+        key_columns = [chrom_at, lower["pos"], lower["ref"], lower["alt"]]
         if columns:
             unknown = [c for c in columns if c not in header]
             if unknown:
@@ -699,7 +741,7 @@ class CgiSource(Source):
         if not carried:
             self.refuse("has none of the CGI columns to carry")
         self.header_lines = 1
-        self._set_columns(header, carried)
+        self._set_columns(header, carried, key_columns)
         for column in carried:
             info_id = _info_id("CGI_" + re.sub(r"[^0-9A-Za-z]+", "_", column.removeprefix("CGI-")).strip("_").upper())
             what = CGI_DESCRIPTIONS.get(column, column)
@@ -861,7 +903,7 @@ class IndexJoin:
             parts = source._split(text)
             if len(parts) < source.width:
                 source.refuse(f"line {number + 1} has {len(parts)} columns, not {source.width} like its header")
-            key = source.key_of(parts)
+            key = source.key_of(source._compact(parts))
             if key is not None:
                 if source.name == "cgi" or key not in self.offsets:  # CGI keeps the last of identical rows
                     self.offsets[key] = here
@@ -909,11 +951,12 @@ def read_vcf_header(handle, path: str) -> tuple[list[str], str]:
 
 
 def record_lines(handle):
-    """The record lines after the header, without their line ends; empty lines skipped (the
-    processes joining each source skip the same ones, to stay in step)."""
+    """``(line, its first 9 columns and the rest, ())`` for each record after the header, line
+    ends stripped; empty lines skipped (as ``join_records`` does, to stay in step)."""
     for line in handle:
         if line != "\n":
-            yield line.rstrip("\n")
+            line = line.rstrip("\n")
+            yield line, line.split("\t", 8), ()
 
 
 def _multi_fragment(fields: list[Field], payloads: list) -> str:
@@ -925,10 +968,11 @@ def _multi_fragment(fields: list[Field], payloads: list) -> str:
 
 
 def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str = ".",
-                 fragments: bool = True, values: bool = True):
+                 fragments: bool = True, values: bool = True, lines: bool = False):
     """What each source adds to each record of the VCF, in order: per record a tuple with, per
     source, None or ``(INFO fragment, [its values as written, per ALT])`` (the fragment "" when
-    ``fragments`` is false, the values None when ``values`` is false). Once exhausted, each
+    ``fragments`` is false, the values None when ``values`` is false); with ``lines``, per record
+    ``(line, its first 9 columns and the rest, that tuple)``. Once exhausted, each
     ``source.report`` holds its counts."""
     for source in sources:
         source.make_fragments = fragments
@@ -942,10 +986,14 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
         for line in handle:
             if line == "\n":
                 continue  # as record_lines does
-            parts = line.split("\t", 5)
+            if lines:
+                line = line.rstrip("\n")
+                parts = line.split("\t", 8)
+            else:
+                parts = line.split("\t", 5)
             if len(parts) < 5:
-                yield (None,) * len(sources)  # the joining process refuses this record
-                continue
+                yield (line, parts, (None,) * len(sources)) if lines else (None,) * len(sources)
+                continue  # the joining process refuses this record
             chrom, pos, ref, alts = parts[0], parts[1], parts[3], parts[4]
             added = []
             if "," not in alts:
@@ -981,7 +1029,7 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
                     valued[n] += sum(1 for p in found if p[2] != empty)
                     added.append((_multi_fragment(fields, payloads) if fragments else "",
                                   [p[2] if p is not None else empty for p in payloads] if values else None))
-            yield tuple(added)
+            yield (line, parts, tuple(added)) if lines else tuple(added)
     for n, (source, join) in enumerate(zip(sources, joins)):
         source.report = {**join.finish(), "matched_alts": matched[n], "alts_with_values": valued[n],
                          "out_of_order": join.out_of_order, **source.worker_report()}
@@ -990,19 +1038,24 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
 def join_worker(spec: str) -> None:
     """``join_records`` for some sources in a process of its own, written to standard output one
     line per record: per source (separated by \\x1d) nothing for None, else ``fragment \\x1f
-    values \\x1e values ...``; then ``\\x00end [counts per source]``, or ``\\x00error MESSAGE``
+    values \\x1e values ...`` (the fragment alone when no values are wanted); then ``\\x00end [counts per source]``, or ``\\x00error MESSAGE``
     and exit 2 for a source that is not what it should be."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the joining process stops this one
+    gc.disable()  # as in annotations()
     order = json.loads(spec)
     out = open(1, "w", encoding="utf-8", newline="\n", buffering=1 << 16, closefd=False)
     try:
         sources = [SOURCE_TYPES[s["name"]](s["path"], s["columns"], s["status"]) for s in order["sources"]]
         write = out.write
-        for added in join_records(sources, order["vcf"], order["modes"], order["workdir"],
-                                  order["fragments"], order["values"]):
-            write("\x1d".join(["" if a is None else f"{a[0]}\x1f{chr(30).join(a[1] or ())}" for a in added]) + "\n")
+        records = join_records(sources, order["vcf"], order["modes"], order["workdir"], order["fragments"], order["values"])
+        if order["values"]:
+            for added in records:
+                write("\x1d".join(["" if a is None else f"{a[0]}\x1f{chr(30).join(a[1])}" for a in added]) + "\n")
+        else:  # the fragments alone
+            for added in records:
+                write("\x1d".join(["" if a is None else a[0] for a in added]) + "\n")
         write(f"\x00end {json.dumps([s.report for s in sources])}\n")
         out.flush()
     except UsageError as exc:
@@ -1023,6 +1076,7 @@ class JoinProcess:
                                        for s in sources],
                            "vcf": vcf_path, "modes": modes, "workdir": workdir, "fragments": fragments,
                            "values": values})
+        self.values = values
         code = "import sys; from gensvc.merge import join_worker; join_worker(sys.argv[1])"
         self.process = subprocess.Popen([sys.executable, "-c", code, spec], stdout=subprocess.PIPE)
         _widen_pipe(self.process.stdout)
@@ -1036,9 +1090,11 @@ class JoinProcess:
                 return
             if len(line) <= len(self.sources):  # only separators: nothing from any source
                 yield nothing
-                continue
-            yield tuple([(fragment, values.split("\x1e")) if sep else None
-                         for fragment, sep, values in (part.partition("\x1f") for part in line[:-1].split("\x1d"))])
+            elif not self.values:
+                yield tuple([(fragment, None) if fragment else None for fragment in line[:-1].split("\x1d")])
+            else:
+                yield tuple([(fragment, values.split("\x1e")) if sep else None
+                             for fragment, sep, values in (part.partition("\x1f") for part in line[:-1].split("\x1d"))])
         self._ended("", lines)
 
     def _ended(self, message: str, lines) -> None:
@@ -1061,30 +1117,22 @@ class JoinProcess:
 def plan_processes(sources: list[Source], big: bool, cpus: int | None = None) -> tuple[list, list[list]]:
     """Which sources this process joins itself, and which go to worker processes (in groups).
 
-    A small run is all joined here. Otherwise, with a core for every source besides this process
-    (which writes the outputs) and the compressor, each source gets a worker; with fewer, this
-    process keeps the costliest source and the others share the cores left. A source's cost is
-    guessed as its size times the fields it adds (every row is split, every field formatted)."""
-    if not big or not sources:
+    A small run, or one on a single core, is all joined here. Otherwise each source is joined by
+    a process of its own, and this one only puts the records together and writes them: the
+    sources' rows are most of the work, and processes that each do one thing keep both cores
+    busy (measured: bench/merge.py)."""
+    if not big or not sources or (cpus or os.cpu_count() or 1) < 2:
         return list(sources), []
-    cpus = cpus or os.cpu_count() or 1
-    if cpus < 2:
-        return list(sources), []
-    by_size = sorted(sources, key=lambda s: os.path.getsize(s.path) * len(s.fields), reverse=True)
-    if len(sources) <= cpus - 2:
-        return [], [[s] for s in sources]
-    here, rest = by_size[:1], by_size[1:]
-    groups: list[list] = [[] for _ in range(max(1, min(len(rest), cpus - 2)))]
-    for n, source in enumerate(rest):
-        groups[n % len(groups)].append(source)
-    return here, [g for g in groups if g]
+    return [], [[source] for source in sources]
 
 
-def _merge_records(handle, path: str, sources: list[Source], streams: list, order: list[int], body, table) -> dict:
+def _merge_records(records_in, path: str, sources: list[Source], streams: list, order: list[int], body,
+                   table) -> dict:
     """Zip the records with what the sources add to them; write them and their TSV rows.
 
-    Each stream yields per record a tuple for some sources; their concatenation, taken in
-    ``order``, is one entry per source in ``sources``."""
+    ``records_in`` yields ``(line, columns, what the sources joined here add)``; each stream
+    yields what some other sources add; their concatenation, taken in ``order``, is one entry per
+    source in ``sources``."""
     empties = [s.empty_raw for s in sources]
     if order == list(range(len(order))):
         order = None
@@ -1095,11 +1143,11 @@ def _merge_records(handle, path: str, sources: list[Source], streams: list, orde
     unsorted = None
     out: list[str] = []
     rows: list[str] = []
-    for line, *groups in zip(record_lines(handle), *streams):
-        added = groups[0] if len(groups) == 1 else sum(groups, ())
+    for (line, parts, added), *groups in zip(records_in, *streams):
+        if groups:
+            added = sum(groups, added)
         if order is not None:
             added = [added[i] for i in order]
-        parts = line.split("\t", 8)
         records += 1
         if len(parts) < 8:
             raise UsageError(f"vcf input {path}: record {records} has {len(parts)} columns, not at least 8")
@@ -1154,16 +1202,16 @@ def _merge_records(handle, path: str, sources: list[Source], streams: list, orde
         body.write("\n".join(out) + "\n")
     if rows:
         table.write("\n".join(rows) + "\n")
-    for stream in streams:  # run each to its end, so that its counts are in
+    for stream in [records_in, *streams]:  # run each to its end, so that its counts are in
         for _ in stream:
-            raise RuntimeError("a source's join has more records than the VCF")
+            raise RuntimeError("the joins of the sources are out of step with the VCF")
     return {"records": records, "alts": alts_total, "annotated_records": annotated, "unsorted": unsorted}
 
 
 # ---- the operation ---------------------------------------------------------------------------------
 
 
-def annotations(step, *, opencravat_columns=None, cgi_columns=None, **_settings) -> dict:
+def annotations(step, *, opencravat_columns=None, cgi_columns=None) -> dict:
     vcf_path = _single(step, "vcf")
     if vcf_path is None:
         raise UsageError("merge annotations needs a vcf input")
@@ -1264,16 +1312,16 @@ def _run_once(step, vcf_path: str, sources: list[Source], modes: dict, workdir: 
         for group in groups:
             processes.append(JoinProcess(group, vcf_path, modes, workdir, **wants))
             streams.append(iter(processes[-1]))
-        if here:
-            streams.insert(0, join_records(here, vcf_path, modes, workdir, **wants))
+        records_in = join_records(here, vcf_path, modes, workdir, **wants, lines=True) if here else None
         joined = here + [s for g in groups for s in g]
         order = [joined.index(s) for s in sources]
         body = BgzfSink(body_path, separate_process=big) if step.output.get("vcf") else NullSink()
-        table = TextSink(step.output["tsv"]) if step.output.get("tsv") else NullSink()
+        tsv = step.output.get("tsv")
+        table = NullSink() if not tsv else BgzfSink(tsv, separate_process=big) if tsv.endswith(".gz") else TextSink(tsv)
         table.write("\t".join(["chrom", "pos", "ref", "alt", *(f.id for s in sources for f in s.fields)]) + "\n")
         with _open_text(vcf_path) as handle:
             read_vcf_header(handle, vcf_path)
-            counts = _merge_records(handle, vcf_path, sources, streams, order, body, table)
+            counts = _merge_records(records_in or record_lines(handle), vcf_path, sources, streams, order, body, table)
         body.close()
         table.close()
     except BaseException:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -333,6 +332,17 @@ def test_bgzipped_input_and_columns_chosen(made, merged, tmp_path):
             assert record.info.get(name) == reference.info.get(name)
 
 
+def test_tsv_alone_and_bgzipped(made, merged, tmp_path):
+    out = tmp_path / "merged.tsv.gz"
+    args = ["merge", "annotations", *[a for name, path in all_inputs(made).items() for a in ("--input", f"{name}={path}")],
+            "--output", f"tsv={out}"]
+    done = run_gensvc(args, {k: v for k, v in os.environ.items() if not k.startswith("GENSVC_")})
+    assert done.returncode == 0, done.stderr
+    with gzip.open(out, "rt") as handle:
+        assert handle.read() == (merged / "merged.tsv").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.tsv.gz", "merged.tsv.gz.prov.json"]
+
+
 def test_a_source_out_of_the_vcf_order_is_joined_through_an_index(made, merged, tmp_path):
     lines = made["opencravat"].read_text().splitlines(keepends=True)
     first = next(i for i, line in enumerate(lines) if not line.startswith("#")) + 1
@@ -383,6 +393,14 @@ def _copy_broken(made, tmp_path, kind):
         lines = made["bravo"].read_text().splitlines()
         broken.write_text("\n".join(lines[:4] + ["chr22\t30000235\tG"]) + "\n")
         return {"bravo": broken}
+    if kind in ("cgi-cut-short", "opencravat-cut-short"):
+        name = kind.split("-")[0]
+        lines = made[name].read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if not line.startswith("#")) + 3
+        lines[at] = "\t".join(lines[at].split("\t")[:9])  # a row cut short, in the columns merge skips
+        broken = tmp_path / f"short.{name}.tsv"
+        broken.write_text("\n".join(lines) + "\n")
+        return {name: broken}
     if kind == "opencravat-of-another-vcf":
         lines = made["opencravat"].read_text().splitlines()
         other = [line.replace("\tchr22\t", "\tchr9\t").replace("\tchr1\t", "\tchr9\t") for line in lines]
@@ -392,8 +410,11 @@ def _copy_broken(made, tmp_path, kind):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["bravo-given-opencravat", "opencravat-given-vcf", "cgi-given-bravo",
-                                  "bravo-cut-short", "opencravat-of-another-vcf"])
+BROKEN = ["bravo-given-opencravat", "opencravat-given-vcf", "cgi-given-bravo", "bravo-cut-short", "cgi-cut-short",
+          "opencravat-cut-short", "opencravat-of-another-vcf"]
+
+
+@pytest.mark.parametrize("kind", BROKEN)
 def test_a_malformed_source_is_refused_and_nothing_is_written(made, tmp_path, kind):
     inputs = {"vcf": made["vcf"], "bravo": made["bravo"], **_copy_broken(made, tmp_path, kind)}
     out = tmp_path / "out"
@@ -403,6 +424,79 @@ def test_a_malformed_source_is_refused_and_nothing_is_written(made, tmp_path, ki
     assert message.startswith("gensvc merge annotations:") and "\n" not in message
     assert "Traceback" not in done.stderr
     assert list(out.iterdir()) == []  # no output, no index, no staged or temporary leftovers
+
+
+# ---- large inputs: every source joined by a process of its own ------------------------------
+
+
+@pytest.fixture
+def in_processes(monkeypatch):
+    """As for a large input on a machine with cores to spare: a process per source, one compressing."""
+    import gensvc.merge as merge_module
+
+    monkeypatch.setattr(merge_module, "BIG_INPUT", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+
+
+def run_here(out: Path, inputs: dict, **params):
+    """The operation through the runner, in this process (so that the test can set it up as for a large input)."""
+    from gensvc.runner import Call, run
+
+    outputs = {"vcf": str(out / "merged.vcf.gz"), "tbi": str(out / "merged.vcf.gz.tbi"), "tsv": str(out / "merged.tsv")}
+    return run(Call("merge", "annotations", input={k: str(v) for k, v in inputs.items()}, output=outputs, params=params))
+
+
+def workers_left() -> list[int]:
+    """Processes of ours still running a join or a compression."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and (b"join_worker" in command or b"bgzip_stream" in command):
+            found.append(int(entry.name))
+    return found
+
+
+def test_processes_per_source_give_the_same_result(made, merged, tmp_path, in_processes):
+    record = run_here(tmp_path, all_inputs(made))
+    assert record["details"]["processes"] == {"here": [], "workers": [["opencravat"], ["bravo"], ["cgi"]]}
+    assert body_lines(tmp_path / "merged.vcf.gz") == body_lines(merged / "merged.vcf.gz")
+    assert (tmp_path / "merged.tsv").read_text() == (merged / "merged.tsv").read_text()
+    ours = [line for line in header_lines(tmp_path / "merged.vcf.gz") if not line.startswith("##gensvcCommand")]
+    theirs = [line for line in header_lines(merged / "merged.vcf.gz") if not line.startswith("##gensvcCommand")]
+    assert ours == theirs  # the types OpenCRAVAT's columns were given in their process too
+    with pysam.VariantFile(str(tmp_path / "merged.vcf.gz")) as vcf:
+        assert len(list(vcf.fetch("chr22", 30000600, 30000700))) == 3
+    assert workers_left() == []
+
+
+def test_a_source_out_of_order_in_its_process(made, merged, tmp_path, in_processes):
+    lines = made["opencravat"].read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#")) + 1
+    rows = lines[first:][::-1]
+    shuffled = tmp_path / "reversed.tsv"
+    shuffled.write_text("".join(lines[:first] + rows))
+    record = run_here(tmp_path / "out", {"vcf": made["vcf"], "opencravat": shuffled})
+    assert record["details"]["sources"]["opencravat"]["join"] == "index"
+    for ours, reference in zip(records_of(tmp_path / "out" / "merged.vcf.gz"), records_of(merged / "merged.vcf.gz")):
+        assert {k: v for k, v in ours.info.items() if k.startswith("OC_")} == \
+               {k: v for k, v in reference.info.items() if k.startswith("OC_")}
+
+
+@pytest.mark.parametrize("kind", ["cgi-cut-short", "opencravat-cut-short", "opencravat-of-another-vcf"])
+def test_a_malformed_source_in_its_process_is_refused(made, tmp_path, in_processes, kind):
+    from gensvc.errors import UsageError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UsageError) as refused:
+        run_here(out, {"vcf": made["vcf"], "bravo": made["bravo"], **_copy_broken(made, tmp_path, kind)})
+    assert "input" in str(refused.value) and "\n" not in str(refused.value)
+    assert list(out.iterdir()) == []
+    assert workers_left() == []
 
 
 def test_a_vcf_that_is_not_one_is_refused(made, tmp_path):
@@ -477,7 +571,8 @@ def test_wrapper_runs_in_snakemake(made, tmp_path):
     assert (workdir / "logs" / "merge_annotations.log").exists()
 
 
-def test_merge_does_not_need_the_network_modules_settings(made, tmp_path):
-    """Settings params every operation accepts are harmless here: merge sends nothing anywhere."""
+def test_merge_takes_no_service_settings(made, tmp_path):
+    """merge sends nothing anywhere: a service setting is a mistake, refused before anything is read."""
     done = merge(tmp_path, {"vcf": made["vcf"], "bravo": made["bravo"]}, "--url", "https://example.org/")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2 and "--url" in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -14,5 +14,6 @@ rule merge_annotations:
         "logs/merge/{sample}.log",
     conda:
         "../../envs/merge.yaml"
+    threads: 2
     wrapper:
         f"{WRAPPERS}merge/annotations"
