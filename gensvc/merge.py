@@ -57,6 +57,7 @@ from operator import add, itemgetter
 from pathlib import Path
 
 import gensvc
+from gensvc.core.textfiles import is_gzipped, open_text
 from gensvc.errors import UsageError
 
 log = logging.getLogger("gensvc.merge")
@@ -129,17 +130,6 @@ def _encode(value: str) -> str:
 
 
 # ---- files ----------------------------------------------------------------------------------
-
-
-def _gzipped(path: str) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-def _open_text(path: str):
-    if _gzipped(path):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
 
 
 def _single(step, name: str) -> str | None:
@@ -359,6 +349,15 @@ class Source:
     def refuse(self, what: str, hint: str | None = None):
         raise UsageError(f"{self.name} input {self.path}: {what}", hint=hint)
 
+    def _carried(self, header: list[str], asked: list[str] | None, default: list[str]) -> list[str]:
+        """The columns to carry: those the params name (all must exist), else ``default``."""
+        if not asked:
+            return default
+        unknown = [c for c in asked if c not in header]
+        if unknown:
+            self.refuse(f"has no column {', '.join(unknown)}", hint=f"its columns: {', '.join(header)}")
+        return list(dict.fromkeys(asked))
+
     def _split(self, line: str) -> list[str]:
         if '"' in line or self.delimiter != "\t":
             parts = next(csv.reader([line.rstrip("\r\n")], delimiter=self.delimiter))
@@ -375,7 +374,7 @@ class Source:
         pick, keyget, prefixes, cut = self.pick, self.keyget, self.prefixes, self._cut
         special = _SPECIAL.search
         number = self.header_lines
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             for _ in range(self.header_lines):
                 handle.readline()
             while lines := handle.readlines(1 << 20):
@@ -543,7 +542,7 @@ class BravoSource(Source):
     def _read_header(self, columns) -> None:
         from gensvc.services.bravo import TABLE_COLUMNS
 
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             first = handle.readline().rstrip("\r\n")
         if first.split("\t") != list(TABLE_COLUMNS):
             self.refuse("is not a bravo frequencies table (its header is not " + " ".join(TABLE_COLUMNS) + ")",
@@ -574,7 +573,7 @@ class OpenCravatSource(Source):
 
     def _read_header(self, columns) -> None:
         titles = {}
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             count = 0
             for line in handle:
                 count += 1
@@ -598,14 +597,8 @@ class OpenCravatSource(Source):
         if missing:
             self.refuse(f"is not an OpenCRAVAT variant report (its header has no {', '.join(missing)})",
                         hint="give the variant-level tsv report of `gensvc opencravat report`")
-        if columns:
-            unknown = [c for c in columns if c not in header]
-            if unknown:
-                self.refuse(f"has no column {', '.join(unknown)}", hint=f"its columns: {', '.join(header)}")
-            carried = list(dict.fromkeys(columns))
-        else:
-            carried = [c for c in header if c not in OC_KEY_COLUMNS and c not in OC_ECHO_COLUMNS
-                       and c.partition(".")[0] not in OC_ECHO_GROUPS]
+        carried = self._carried(header, columns, [c for c in header if c not in OC_KEY_COLUMNS and c not in OC_ECHO_COLUMNS
+                                                  and c.partition(".")[0] not in OC_ECHO_GROUPS])
         if not carried:
             self.refuse("has no annotation columns to carry")
         self._set_columns(header, carried, [header.index(c) for c in ("chrom", "pos", "ref_base", "alt_base")])
@@ -717,7 +710,7 @@ class CgiSource(Source):
     joins_key = False
 
     def _read_header(self, columns) -> None:
-        with _open_text(self.path) as handle:
+        with open_text(self.path) as handle:
             first = handle.readline().rstrip("\r\n")
         if first.startswith("##fileformat=VCF"):
             self.refuse("is a VCF, not CGI's alterations.tsv", hint="give alterations.tsv from `gensvc cgi download`")
@@ -731,13 +724,7 @@ class CgiSource(Source):
             self.refuse("describes no genomic positions (CGI was given proteins or gDNA, not this VCF)",
                         hint="submit the VCF itself to CGI to merge its results")
         key_columns = [chrom_at, lower["pos"], lower["ref"], lower["alt"]]
-        if columns:
-            unknown = [c for c in columns if c not in header]
-            if unknown:
-                self.refuse(f"has no column {', '.join(unknown)}", hint=f"its columns: {', '.join(header)}")
-            carried = list(dict.fromkeys(columns))
-        else:
-            carried = [c for c in CGI_DEFAULT if c in header]
+        carried = self._carried(header, columns, [c for c in CGI_DEFAULT if c in header])
         if not carried:
             self.refuse("has none of the CGI columns to carry")
         self.header_lines = 1
@@ -885,7 +872,7 @@ class IndexJoin:
     def __init__(self, source: Source, workdir: str):
         self.source = source
         path = source.path
-        if _gzipped(path):
+        if is_gzipped(path):
             plain = os.path.join(workdir, f"{source.name}.plain")
             with gzip.open(path, "rb") as packed, open(plain, "wb") as unpacked:
                 shutil.copyfileobj(packed, unpacked)
@@ -981,7 +968,7 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
     matched, valued = [0] * len(sources), [0] * len(sources)
     prefixes: list[str] = []
     last_chrom = None
-    with _open_text(vcf_path) as handle:
+    with open_text(vcf_path) as handle:
         read_vcf_header(handle, vcf_path)
         for line in handle:
             if line == "\n":
@@ -1227,7 +1214,7 @@ def annotations(step, *, opencravat_columns=None, cgi_columns=None) -> dict:
                 for name in SOURCES if (path := _single(step, name)) is not None]
 
     sources = open_sources()
-    with _open_text(vcf_path) as handle:
+    with open_text(vcf_path) as handle:
         meta, columns = read_vcf_header(handle, vcf_path)
     existing = {m.group(1) for line in meta if (m := _INFO_ID.match(line))}
     clash = sorted(existing & {f.id for s in sources for f in s.fields})
@@ -1301,7 +1288,7 @@ def annotations(step, *, opencravat_columns=None, cgi_columns=None) -> dict:
 def _run_once(step, vcf_path: str, sources: list[Source], modes: dict, workdir: str) -> tuple[dict, str]:
     """One pass over the VCF with every source; returns the counts and the compressed body."""
     body_path = os.path.join(workdir, "body.vcf.gz")
-    big = os.path.getsize(vcf_path) * (8 if _gzipped(vcf_path) else 1) >= BIG_INPUT or any(
+    big = os.path.getsize(vcf_path) * (8 if is_gzipped(vcf_path) else 1) >= BIG_INPUT or any(
         os.path.getsize(s.path) >= BIG_INPUT for s in sources)
     here, groups = plan_processes(sources, big)
     body = table = NullSink()
@@ -1319,7 +1306,7 @@ def _run_once(step, vcf_path: str, sources: list[Source], modes: dict, workdir: 
         tsv = step.output.get("tsv")
         table = NullSink() if not tsv else BgzfSink(tsv, separate_process=big) if tsv.endswith(".gz") else TextSink(tsv)
         table.write("\t".join(["chrom", "pos", "ref", "alt", *(f.id for s in sources for f in s.fields)]) + "\n")
-        with _open_text(vcf_path) as handle:
+        with open_text(vcf_path) as handle:
             read_vcf_header(handle, vcf_path)
             counts = _merge_records(records_in or record_lines(handle), vcf_path, sources, streams, order, body, table)
         body.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import gzip
 import logging
 import tempfile
 from contextlib import ExitStack
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
+from gensvc.core.textfiles import open_text
 from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
 
@@ -151,15 +151,9 @@ def check_answer(response) -> None:
 # ---- inputs ---------------------------------------------------------------------
 
 
-def _open_text(path: str):
-    with open(path, "rb") as probe:
-        packed = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", errors="replace") if packed else open(path, errors="replace")
-
-
 def _header(path: str) -> tuple[bool, list[str], list[str]]:
     """(is VCF, header columns lowercased, first data row)."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         lines = [line.rstrip("\n") for line in handle if line.strip()]
     if not lines:
         raise UsageError(f"input {path} is empty")
@@ -198,7 +192,7 @@ def check_input(kind: str, path: str) -> None:
 
 
 def _column_values(path: str, index: int) -> list[str]:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         rows = [line.rstrip("\n").split("\t") for line in handle if line.strip()][1:]
     return [row[index].strip() for row in rows if len(row) > index]
 

@@ -26,6 +26,7 @@ from urllib.parse import urljoin
 
 from gensvc.core.download import download
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
+from gensvc.core.textfiles import is_gzipped, open_text
 from gensvc.core.receipts import (
     idempotency_key,
     key_tag,
@@ -186,17 +187,11 @@ def check_answer(response) -> None:
 
 
 def is_vcf(path: str) -> bool:
-    opener = gzip.open if _gzipped(path) else open
     try:
-        with opener(path, "rt", errors="replace") as handle:
+        with open_text(path) as handle:
             return handle.readline().startswith("##fileformat=VCF")
     except OSError:
         return False
-
-
-def _gzipped(path: str) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
 
 
 def check_vcf(path: str) -> int:
@@ -219,7 +214,7 @@ def staged_inputs(files: list[str], workdir: str) -> list[str]:
             staged.append(path)
             continue
         check_vcf(path)
-        if not _gzipped(path):
+        if not is_gzipped(path):
             staged.append(path)
             continue
         name = Path(path).name.removesuffix(".gz").removesuffix(".bgz")
