@@ -80,7 +80,8 @@ class ServiceSettings:
     deadline: float
     backoff: float
     backoff_max: float
-    state_dir: Path
+    state_dir: Path  # the submission journal
+    limiter_dir: Path  # the rate limiter's shared state
     credentials: Credentials
 
     def env_name(self, key: str) -> str:
@@ -88,7 +89,23 @@ class ServiceSettings:
 
 
 def state_dir() -> Path:
+    """Where the submission journal lives: with the workflow (its working directory)."""
     return Path(os.environ.get("GENSVC_STATE_DIR") or ".gensvc")
+
+
+def limiter_dir() -> Path:
+    """Where the rate limiter's state lives: one per user and host, whatever the working
+    directory, so that runs started from two directories share one budget.
+
+    ``GENSVC_STATE_DIR`` overrides it (with the journal); otherwise the XDG state
+    directory, ``$XDG_STATE_HOME/gensvc`` or ``~/.local/state/gensvc``.
+    """
+    if os.environ.get("GENSVC_STATE_DIR"):
+        return Path(os.environ["GENSVC_STATE_DIR"])
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore a relative path
+        return Path(xdg) / "gensvc"
+    return Path.home() / ".local" / "state" / "gensvc"
 
 
 def resolve(service: str, params: dict) -> tuple[ServiceSettings, dict]:
@@ -119,6 +136,7 @@ def resolve(service: str, params: dict) -> tuple[ServiceSettings, dict]:
         service=service,
         rate_limit=RateLimit.parse(chosen.pop("rate_limit")),
         state_dir=state_dir(),
+        limiter_dir=limiter_dir(),
         credentials=read_credentials(service, token_file),
         **chosen,
     )

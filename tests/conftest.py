@@ -49,6 +49,7 @@ def env(tmp_path, bravo) -> dict:
     return {
         **clean,
         "HOME": str(home),
+        "XDG_STATE_HOME": str(tmp_path / "xdg-state"),  # never the user's own limiter state
         "GENSVC_STATE_DIR": str(tmp_path / "state"),
         "GENSVC_BRAVO_URL": bravo.url,
         "GENSVC_BRAVO_TOKEN": BRAVO_TOKEN,

@@ -71,6 +71,42 @@ def test_four_processes_share_one_window(tmp_path, env):
     assert len(times) / (LIMIT * windows_spanned) >= 0.9
 
 
+def test_runs_from_two_working_directories_share_one_budget(tmp_path, env):
+    """With no GENSVC_STATE_DIR, the limiter's state is the user's, whatever the working directory."""
+    window, limit = 2.0, 12
+    state_home = tmp_path / "xdg-state"
+    run_env = {k: v for k, v in env.items() if k != "GENSVC_STATE_DIR"} | {
+        "XDG_STATE_HOME": str(state_home),
+        "GENSVC_BRAVO_RATE_LIMIT": f"{limit}/{window}",
+        "GENSVC_LOG_LEVEL": "DEBUG",
+    }
+    # the emulator enforces the same limit: a second, private budget would show as 429s
+    with start_emulator("bravo", tokens=[BRAVO_TOKEN], time_scale=window / 900, rate_limit=(limit, 900)) as bravo:
+        run_env["GENSVC_BRAVO_URL"] = bravo.url
+        workers, logs = [], []
+        for n in range(2):
+            workdir = tmp_path / f"dir{n}"
+            workdir.mkdir()
+            start = 31_000_000 + n * 10_000
+            logs.append(workdir / "region.log")
+            command = [
+                sys.executable, "-m", "gensvc.cli", "bravo", "region", "--chrom", "22",
+                "--start", str(start), "--end", str(region_end_with(15, start)), "--limit", "1",
+                "--output", "variants=r.tsv", "--log", str(logs[-1]),
+            ]
+            workers.append(subprocess.Popen(command, env=run_env, cwd=workdir, stderr=subprocess.PIPE, text=True))
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0, worker.stderr.read()
+        seen = stats(bravo)
+    assert seen["by_status"].get("429", 0) == 0
+    times = [t for log in logs for t in request_times(log.read_text())]
+    assert len(times) == seen["requests"] > limit
+    assert most_in_any_window(times, window) <= limit
+    # one state file for the user; none in either working directory
+    assert len(list((state_home / "gensvc" / "ratelimit").glob("bravo-*.json"))) == 1
+    assert not any((tmp_path / f"dir{n}" / ".gensvc").exists() for n in range(2))
+
+
 def test_rate_limit_setting_is_checked(tmp_path, env, bravo):
     from conftest import run_gensvc
 

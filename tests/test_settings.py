@@ -1,6 +1,7 @@
 """Settings and secrets: where they come from, what is refused, over real calls."""
 
 import os
+from pathlib import Path
 
 import yaml
 
@@ -100,3 +101,19 @@ def test_unwritable_output_is_one_line_not_a_traceback(tmp_path, env, bravo):
     done = run_gensvc(["bravo", "info", "--output", f"info={blocker / 'info.json'}"], env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "not-a-directory" in done.stderr
+
+
+def test_limiter_state_is_the_users_and_the_journal_stays_with_the_workflow(tmp_path, monkeypatch):
+    from gensvc.settings import limiter_dir, state_dir
+
+    monkeypatch.delenv("GENSVC_STATE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    assert limiter_dir() == tmp_path / "home" / ".local" / "state" / "gensvc"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert limiter_dir() == tmp_path / "xdg" / "gensvc"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/path")  # ignored, as the XDG spec says
+    assert limiter_dir() == tmp_path / "home" / ".local" / "state" / "gensvc"
+    assert state_dir() == Path(".gensvc")
+    monkeypatch.setenv("GENSVC_STATE_DIR", str(tmp_path / "shared"))
+    assert limiter_dir() == state_dir() == tmp_path / "shared"

@@ -252,7 +252,7 @@ def build_session(settings) -> ServiceSession:
     limiter = None
     if settings.rate_limit is not None:
         credential = next(iter(settings.credentials.values.values()), None)
-        limiter = SharedRateLimiter(settings.rate_limit, settings.state_dir, settings.service, credential)
+        limiter = SharedRateLimiter(settings.rate_limit, settings.limiter_dir, settings.service, credential)
     return ServiceSession(
         settings.service,
         limiter=limiter,

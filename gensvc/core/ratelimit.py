@@ -2,8 +2,9 @@
 
 At most ``requests`` requests start in any window of ``seconds`` seconds (an
 exact sliding window over recorded start times, not an average). The start
-times live in a JSON file under the state dir, guarded by a file lock, one file
-per service and credential, so parallel Snakemake jobs share one budget.
+times live in a JSON file in the directory given (by default the user's state
+dir, whatever the working directory), guarded by a file lock, one file per
+service and credential, so parallel Snakemake jobs share one budget.
 """
 
 from __future__ import annotations

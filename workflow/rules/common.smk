@@ -8,7 +8,10 @@ WRAPPERS = (
     config.get("wrapper_prefix")
     or (Path(workflow.basedir).parent / "wrappers").resolve().as_uri() + "/"
 )
-os.environ.setdefault("GENSVC_STATE_DIR", config.get("state_dir", ".gensvc"))
+# without state_dir the journal stays in .gensvc/ here and the limiter is the user's own,
+# shared with every other run on this host
+if config.get("state_dir"):
+    os.environ.setdefault("GENSVC_STATE_DIR", config["state_dir"])
 SAMPLES = sorted(config["samples"])
 
 
