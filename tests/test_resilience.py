@@ -97,9 +97,18 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once(tmp_path, env, bravo):
 
 
 def test_slow_answer_past_read_timeout_is_retried(tmp_path, env, bravo):
+    assert region(tmp_path, env)[0].returncode == 0
+    pages = stats(bravo)["requests"]
+    bravo.reset()
     add_fault(bravo, path="*/region", kind="delay", seconds=3, count=1)
     done, _ = region(tmp_path, env | {"GENSVC_BRAVO_READ_TIMEOUT": "1"})
     assert done.returncode == 0, done.stderr
+    # the abandoned slow answer is counted once the emulator has sent it: wait for it,
+    # so that it does not land in the next test's counters
+    waited = time.monotonic() + 10
+    while stats(bravo)["requests"] <= pages and time.monotonic() < waited:
+        time.sleep(0.1)
+    assert stats(bravo)["requests"] == pages + 1  # the slow one, then its retry
 
 
 def test_no_retry_on_400(tmp_path, env, bravo):

@@ -14,7 +14,14 @@ import random
 import time
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 import gensvc
@@ -137,10 +144,13 @@ class ServiceSession(requests.Session):
         )
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
+        # requests.Session.request always passes timeout=None, so a setdefault never takes
+        ours = kwargs.get("timeout") is None
         stream = kwargs.get("stream", False)
         retry = self.new_retry()
         while True:
+            if ours:
+                kwargs["timeout"] = self._attempt_timeout(retry)
             if self.limiter is not None:
                 self.limiter.acquire()
             self.request_count += 1
@@ -161,6 +171,15 @@ class ServiceSession(requests.Session):
             ):
                 return response
             retry = self.next_attempt(retry, request, response=response)
+
+    def _attempt_timeout(self, retry: ServiceRetry) -> tuple[float, float]:
+        """The connect and read timeouts, cut to what is left of the deadline, so that
+        no attempt runs past it."""
+        connect, read = self.timeout
+        if retry.deadline_at is None:
+            return connect, read
+        left = max(retry.deadline_at - time.monotonic(), 0.001)
+        return min(connect, left), min(read, left)
 
     def next_attempt(self, retry: ServiceRetry, request, *, response=None, error=None) -> ServiceRetry:
         """Wait before the next attempt, or raise ServiceUnavailable when none is left."""
@@ -199,11 +218,14 @@ class ServiceSession(requests.Session):
         else:
             reason = "not retried: the request may already have been processed"
         key = self.service.upper()
-        return ServiceUnavailable(
-            f"{self.service} {request.method} failed: {what}, {reason}",
-            where=url,
-            hint=f"try again later, or raise GENSVC_{key}_MAX_ATTEMPTS / GENSVC_{key}_DEADLINE",
-        )
+        hint = f"try again later, or raise GENSVC_{key}_MAX_ATTEMPTS / GENSVC_{key}_DEADLINE"
+        if isinstance(error, requests.ConnectTimeout):
+            what = f"no connection within the {self.timeout[0]:g} s connect timeout"
+            hint += f" / GENSVC_{key}_CONNECT_TIMEOUT"
+        elif _is_read_timeout(error):
+            what = f"no answer within the {self.timeout[1]:g} s read timeout"
+            hint += f" / GENSVC_{key}_READ_TIMEOUT"
+        return ServiceUnavailable(f"{self.service} {request.method} failed: {what}, {reason}", where=url, hint=hint)
 
     def _log_request(self, request) -> None:
         if log.isEnabledFor(logging.DEBUG):
@@ -233,6 +255,12 @@ def _as_urllib3_error(error: Exception | None) -> Exception | None:
 def _never_reached_server(error: Exception) -> bool:
     reason = getattr(error.args[0], "reason", None) if error.args else None
     return isinstance(error, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+def _is_read_timeout(error: Exception | None) -> bool:
+    # a stalled streamed body arrives as a ConnectionError wrapping urllib3's ReadTimeoutError
+    first = error.args[0] if error is not None and error.args else None
+    return isinstance(error, requests.ReadTimeout) or isinstance(first, ReadTimeoutError)
 
 
 def _describe(error: Exception | None) -> str:
