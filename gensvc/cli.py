@@ -16,7 +16,8 @@ from gensvc.settings import SERVICES
 
 EXIT_CODES = """exit codes: 0 done; 2 bad call, input or config (nothing was sent);
 3 authentication or authorisation; 4 the remote job failed;
-5 the service stayed unavailable through every retry or the deadline passed"""
+5 the service stayed unavailable through every retry or the deadline passed;
+130 interrupted (SIGINT); 143 terminated (SIGTERM)"""
 
 
 def main(argv: list[str] | None = None) -> int:

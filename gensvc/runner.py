@@ -117,6 +117,10 @@ def execute(call: Call) -> int:
                 log.error(message)
             print(f"{message}; check the path and its permissions", file=sys.stderr)
             return UsageError.exit_code
+        except Terminated as exc:
+            log.error("gensvc %s %s: terminated (%s); no output was written", call.service, call.operation,
+                      signal.Signals(exc.signum).name)
+            return 128 + exc.signum
         except KeyboardInterrupt:
             log.error("gensvc %s %s: interrupted; no output was written", call.service, call.operation)
             return 130
@@ -259,8 +263,17 @@ def logging_to(log_file: str | None):
         handler.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill): unwinds like Ctrl-C, so staged outputs are removed, but
+    exits 128 + the signal (143), the code schedulers report for it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated(signum)
 
 
 def _main_thread() -> bool:
