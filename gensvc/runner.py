@@ -1,23 +1,21 @@
 """One way in for every operation: a Snakemake object or argv -> outputs.
 
-The runner validates the call before any network call, resolves settings and
-secrets, runs the operation with its outputs staged beside their final paths,
-moves them into place only when everything succeeded, writes a provenance
-sidecar ``<output>.prov.json`` for each, and turns expected failures into one
-line and an exit code.
+The runner validates the call (inputs readable, outputs writable) before any
+network call, resolves settings and secrets, runs the operation with its outputs
+staged (gensvc.outputs), moves them into place only when everything succeeded,
+writes a provenance record for each, and turns expected failures into one line
+and an exit code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 import os
 import signal
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +25,7 @@ import gensvc
 from gensvc import schema
 from gensvc.core.redaction import RedactingFilter, redact
 from gensvc.errors import GensvcError, UsageError
+from gensvc.outputs import plan_outputs, staged_outputs, write_provenance
 from gensvc.settings import SECRETS, ServiceSettings, resolve
 
 log = logging.getLogger("gensvc")
@@ -134,6 +133,7 @@ def run(call: Call) -> dict:
     _refuse_secret_params(call)
     schema.validate(call.service, call.operation, call.as_document())
     _check_inputs(call)
+    outputs = plan_outputs(call.output)  # before any request: an unwritable output costs no network work
     if call.service in LOCAL_MODULES:
         settings, session, params = None, None, dict(call.params)
         module = importlib.import_module(LOCAL_MODULES[call.service])
@@ -146,12 +146,11 @@ def run(call: Call) -> dict:
     operation = module.OPERATIONS[call.operation]
     started = time.time()
     log.info("gensvc %s %s%s", call.service, call.operation, f" against {settings.url}" if settings else "")
-    with staged_outputs(call.output) as staged:
+    with staged_outputs(outputs) as staged:
         step = Step(call, settings, session, input=call.input, output=staged)
         details = operation(step, **params) or {}
         record = _provenance(call, step, details, started)
-    for name, path in call.output.items():
-        _write_json_atomically(Path(f"{path}.prov.json"), {**record, "output": name})
+    write_provenance(outputs, record, log)
     log.info("gensvc %s %s done: %d requests in %.1f s", call.service, call.operation, record["requests"], record["seconds"])
     return record
 
@@ -171,27 +170,6 @@ def _check_inputs(call: Call) -> None:
         for path in paths if isinstance(paths, list) else [paths]:
             if not Path(path).is_file():
                 raise UsageError(f"input {name} {path} does not exist or is not a file")
-
-
-@contextmanager
-def staged_outputs(outputs: dict):
-    """Yield temporary paths beside the final ones; rename them all only on success."""
-    token = uuid.uuid4().hex[:8]
-    staged = {}
-    for name, final in outputs.items():
-        final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staged[name] = str(final.with_name(f".{final.name}.{token}.partial{''.join(final.suffixes[-2:])}"))
-    try:
-        yield staged
-        for name, final in outputs.items():
-            if not Path(staged[name]).exists():
-                raise UsageError(f"operation wrote no {name} output", where=final)
-        for name, final in outputs.items():
-            os.replace(staged[name], final)
-    finally:
-        for path in staged.values():
-            Path(path).unlink(missing_ok=True)
 
 
 def _provenance(call: Call, step: Step, details: dict, started: float) -> dict:
@@ -226,12 +204,6 @@ def _digest(paths):
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json_atomically(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 @contextmanager
