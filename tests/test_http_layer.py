@@ -142,3 +142,108 @@ def test_an_answer_within_the_read_timeout_after_a_slow_one_succeeds(tmp_path, s
     assert done.returncode == 0, done.stderr
     assert len(stand_in_server.requests) == 2
     assert json.loads(out.read_text()) == INFO
+
+
+# ---- downloads: one budget for the whole transfer ----------------------------------
+
+BODY = bytes(range(256)) * 40  # 10 240 bytes
+
+
+def session(**settings):
+    from gensvc.core.http import ServiceSession
+
+    return ServiceSession("standin", **{"backoff": 0.01, "backoff_max": 0.05, **settings})
+
+
+def send_body(handler, start: int = 0, stall_after: int | None = None, server=None) -> None:
+    """``BODY`` from ``start`` (206 with Content-Range when start > 0); with ``stall_after``,
+    that many bytes, then silence until the test ends."""
+    part = BODY[start:]
+    handler.send_response(206 if start else 200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Accept-Ranges", "bytes")
+    handler.send_header("Content-Length", str(len(part)))
+    if start:
+        handler.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
+    handler.end_headers()
+    if stall_after is None:
+        handler.wfile.write(part)
+        return
+    handler.wfile.write(part[:stall_after])
+    handler.wfile.flush()
+    server.wait(3600)
+
+
+def range_start(handler) -> int:
+    value = handler.headers.get("Range", "")
+    return int(value.removeprefix("bytes=").split("-")[0]) if value.startswith("bytes=") else 0
+
+
+def unavailable(handler) -> None:
+    answer_json(handler, {"error": "busy"}, status=503)
+
+
+def test_a_download_from_a_server_that_keeps_failing_stops_after_max_attempts_requests(tmp_path, stand_in):
+    from gensvc.core.download import download
+    from gensvc.errors import ServiceUnavailable
+
+    def failing(handler, n):
+        # a refusal, then a body cut short, over and over: each kind alone is retried,
+        # and together they must still draw on one budget
+        if n % 2:
+            unavailable(handler)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(BODY)))
+        handler.end_headers()
+        handler.wfile.write(BODY[:100])
+
+    server = stand_in(failing)
+    target = tmp_path / "file.bin"
+    with pytest.raises(ServiceUnavailable, match="4 attempts"):
+        download(session(max_attempts=4), server.url + "file.bin", str(target))
+    assert len(server.requests) == 4
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_streamed_body_that_stalls_is_resumed_after_the_read_timeout(tmp_path, stand_in):
+    from gensvc.core.download import CHUNK, download
+
+    body = BODY * (3 * CHUNK // len(BODY))  # a few read chunks, so some arrive before the stall
+    stall_at = len(body) // 2
+
+    def stalls_once(handler, n):
+        start = range_start(handler)
+        handler.send_response(206 if start else 200)
+        handler.send_header("Content-Length", str(len(body) - start))
+        if start:
+            handler.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        handler.end_headers()
+        handler.wfile.write(body[start:stall_at] if n == 1 else body[start:])
+        handler.wfile.flush()
+        if n == 1:
+            server.wait(3600)
+
+    server = stand_in(stalls_once)
+    target = tmp_path / "file.bin"
+    got = download(session(read_timeout=0.5), server.url + "file.bin", str(target))
+    assert target.read_bytes() == body and got.resumed == 1
+    first, second = (headers.get("Range") for _, _, headers in server.requests)
+    assert first is None and 0 < int(second.removeprefix("bytes=").rstrip("-")) <= stall_at
+
+
+def test_a_body_that_always_stalls_spends_the_same_budget_as_refusals(tmp_path, stand_in):
+    from gensvc.core.download import download
+    from gensvc.errors import ServiceUnavailable
+
+    def stalls(handler, n):
+        if n % 2:
+            unavailable(handler)
+        else:
+            send_body(handler, range_start(handler), stall_after=10, server=server)
+
+    server = stand_in(stalls)
+    with pytest.raises(ServiceUnavailable) as failed:
+        download(session(read_timeout=0.5, max_attempts=5), server.url + "file.bin", str(tmp_path / "file.bin"))
+    assert len(server.requests) == 5
+    assert "read timeout" in str(failed.value) or "503" in str(failed.value)

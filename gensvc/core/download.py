@@ -3,7 +3,8 @@
 Bytes go to ``<path>.part`` and are renamed to ``<path>`` only once the size
 (Content-Length) and, if given, the SHA-256 check out. A connection lost
 mid-body resumes with ``Range`` when the server honours it, and starts over
-when it does not, within the session's attempts and deadline. The file name
+when it does not; the whole transfer spends one budget of attempts and one
+deadline (a stalled body, past the read timeout, counts as one). The file name
 always comes from the caller; a Content-Disposition name is only checked and
 recorded.
 """
@@ -43,41 +44,47 @@ def download(session, url: str, path: str, *, check_response=None, sha256: str |
              headers: dict | None = None) -> Downloaded:
     """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer."""
     part = Path(f"{path}.part")
-    retry = session.new_retry()
-    received, total, resumed = 0, None, 0
-    response = None
     try:
-        while True:
-            wanted = dict(headers or {})
-            if received:
-                wanted["Range"] = f"bytes={received}-"
-            try:
-                response = session.get(url, headers=wanted, stream=True)
-                if check_response is not None:
-                    check_response(response)
-                received, total = _start(response, received, part)
-                with open(part, "ab") as sink:
-                    for chunk in response.iter_content(CHUNK):
-                        sink.write(chunk)
-                        received += len(chunk)
-                if total is not None and received < total:
-                    raise IncompleteBody(f"{received} of {total} bytes")
-                break
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                log.info("download of %s broke after %d bytes (%s); continuing", url.split("?")[0], received, type(exc).__name__)
-                retry = session.next_attempt(retry, _request_of(response, url), error=exc)
-                resumed += 1
-        if total is not None and received != total:
-            raise IncompleteBody(f"{received} bytes, expected {total}")
-        digest = _sha256(part)
-        if sha256 and digest != sha256.lower():
-            from gensvc.errors import ServiceUnavailable
-
-            raise ServiceUnavailable(f"download of {url} does not match its checksum", hint="try again; the service sent different bytes")
-        os.replace(part, path)
-        return Downloaded(path, received, digest, response.headers.get("Content-Type"), _disposition_name(response), resumed)
+        # one budget for the whole transfer: refused requests and broken bodies draw on it alike
+        with session.budget() as budget:
+            return _transfer(session, budget, url, path, part, check_response, sha256, headers)
     finally:
         part.unlink(missing_ok=True)
+
+
+def _transfer(session, budget, url, path, part, check_response, sha256, headers) -> Downloaded:
+    received, total, resumed = 0, None, 0
+    response = None
+    while True:
+        wanted = dict(headers or {})
+        if received:
+            wanted["Range"] = f"bytes={received}-"
+        try:
+            response = session.get(url, headers=wanted, stream=True)
+            if check_response is not None:
+                check_response(response)
+            received, total = _start(response, received, part)
+            with open(part, "ab") as sink:
+                for chunk in response.iter_content(CHUNK):
+                    sink.write(chunk)
+                    received += len(chunk)
+            if total is not None and received < total:
+                raise IncompleteBody(f"{received} of {total} bytes")
+            break
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            # a stalled body (read timeout) arrives here too
+            log.info("download of %s broke after %d bytes (%s); continuing", url.split("?")[0], received, type(exc).__name__)
+            session.next_attempt(budget, _request_of(response, url), error=exc)
+            resumed += 1
+    if total is not None and received != total:
+        raise IncompleteBody(f"{received} bytes, expected {total}")
+    digest = _sha256(part)
+    if sha256 and digest != sha256.lower():
+        from gensvc.errors import ServiceUnavailable
+
+        raise ServiceUnavailable(f"download of {url} does not match its checksum", hint="try again; the service sent different bytes")
+    os.replace(part, path)
+    return Downloaded(path, received, digest, response.headers.get("Content-Type"), _disposition_name(response), resumed)
 
 
 def _start(response, received: int, part: Path) -> tuple[int, int | None]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import requests
 from urllib3.exceptions import (
@@ -97,6 +100,18 @@ class ServiceRetry(Retry):
             time.sleep(wait)
 
 
+class RetryBudget:
+    """The failed attempts and the deadline one operation step may spend.
+
+    Each request normally gets a budget of its own. Inside ``with session.budget():``
+    every request draws on one, so a step made of several requests (a download that
+    resumes, a submission looked up and sent again) stops after ``max_attempts``
+    failed attempts in all, within one deadline, not per request."""
+
+    def __init__(self, retry: ServiceRetry):
+        self.retry = retry
+
+
 class ServiceSession(requests.Session):
     """A session bound to one service: use ``session.get(url)`` as usual."""
 
@@ -125,6 +140,20 @@ class ServiceSession(requests.Session):
         self.is_final = None
         self.verify = True
         self.headers["User-Agent"] = USER_AGENT
+        self._budgets = threading.local()  # a step's budget belongs to the thread running it
+
+    @contextmanager
+    def budget(self) -> Iterator[RetryBudget]:
+        """One budget for every request made inside; nested, the outer one goes on."""
+        outer = getattr(self._budgets, "active", None)
+        if outer is not None:
+            yield outer
+            return
+        self._budgets.active = budget = RetryBudget(self.new_retry())
+        try:
+            yield budget
+        finally:
+            self._budgets.active = None
 
     def new_retry(self) -> ServiceRetry:
         return ServiceRetry(
@@ -147,10 +176,10 @@ class ServiceSession(requests.Session):
         # requests.Session.request always passes timeout=None, so a setdefault never takes
         ours = kwargs.get("timeout") is None
         stream = kwargs.get("stream", False)
-        retry = self.new_retry()
+        budget = getattr(self._budgets, "active", None) or RetryBudget(self.new_retry())
         while True:
             if ours:
-                kwargs["timeout"] = self._attempt_timeout(retry)
+                kwargs["timeout"] = self._attempt_timeout(budget.retry)
             if self.limiter is not None:
                 self.limiter.acquire()
             self.request_count += 1
@@ -161,16 +190,16 @@ class ServiceSession(requests.Session):
                     response.content  # a body cut short raises here, inside the retry loop
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
-                retry = self.next_attempt(retry, request, error=exc)
+                self.next_attempt(budget, request, error=exc)
                 continue
             self._log_response(request, response)
             if (
                 response.status_code not in RETRY_STATUSES
-                or not retry.is_retry(request.method, response.status_code)
+                or not budget.retry.is_retry(request.method, response.status_code)
                 or (self.is_final is not None and self.is_final(response))
             ):
                 return response
-            retry = self.next_attempt(retry, request, response=response)
+            self.next_attempt(budget, request, response=response)
 
     def _attempt_timeout(self, retry: ServiceRetry) -> tuple[float, float]:
         """The connect and read timeouts, cut to what is left of the deadline, so that
@@ -181,13 +210,16 @@ class ServiceSession(requests.Session):
         left = max(retry.deadline_at - time.monotonic(), 0.001)
         return min(connect, left), min(read, left)
 
-    def next_attempt(self, retry: ServiceRetry, request, *, response=None, error=None) -> ServiceRetry:
-        """Wait before the next attempt, or raise ServiceUnavailable when none is left."""
+    def next_attempt(self, budget: RetryBudget, request, *, response=None, error=None) -> None:
+        """Spend one failed attempt from ``budget`` and wait before the next, or raise
+        ServiceUnavailable when none is left."""
         raw = response.raw if response is not None else None
         if response is not None:
             response.close()
+        retry = budget.retry
         try:
-            retry = retry.increment(request.method, request.url, response=raw, error=_as_urllib3_error(error))
+            retry = budget.retry = retry.increment(request.method, request.url, response=raw,
+                                                   error=_as_urllib3_error(error))
             if self._window_is_full(retry, response):
                 # no hint of when to come back: treat the shared window as used up,
                 # so this and every other process waits for it to pass
@@ -195,7 +227,6 @@ class ServiceSession(requests.Session):
                 self.limiter.fill()
             else:
                 retry.sleep(raw)
-            return retry
         except (MaxRetryError, ProtocolError, ConnectTimeoutError, DeadlineExceeded) as stop:
             raise self._unavailable(request, retry.started_at, response, error, stop) from None
 
