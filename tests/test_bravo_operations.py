@@ -6,7 +6,7 @@ import pysam
 import pytest
 
 from conftest import read_json, read_tsv, run_gensvc, stats
-from gensvc.emulators.bravo_data import variants_in
+from gensvc.emulators.bravo_data import reference_bases, variants_in
 
 SEED_REGION = ["--chrom", "chr22", "--start", "16387675", "--end", "16390908"]
 
@@ -235,3 +235,59 @@ def test_frequencies_missing_input(tmp_path, env, bravo):
     assert done.returncode == 2
     assert "does not exist" in done.stderr
     assert stats(bravo)["requests"] == 0
+
+
+def frequency_rows(tmp_path, env, records):
+    vcf = tmp_path / "in.vcf"
+    write_vcf(vcf, records, chrom_prefix="chr")
+    out = tmp_path / "freq.tsv"
+    done = run_gensvc(["bravo", "frequencies", "--input", f"vcf={vcf}", "--output", f"table={out}"], env)
+    assert done.returncode == 0, done.stderr
+    return {(row["chrom"], row["pos"], row["ref"], row["alt"]): row for row in read_tsv(out)}
+
+
+def anchored(v):
+    """A Bravo SNV spelled from the base before it, so its trimmed spelling starts after POS."""
+    before = reference_bases(v["chrom"], v["pos"] - 1, 1)
+    return (v["chrom"], v["pos"] - 1, before + v["ref"], [before + v["alt"]])
+
+
+def test_frequencies_find_alts_whose_trimmed_spelling_starts_after_pos(tmp_path, env):
+    stretch = variants_in("22", 30_000_000, 30_020_000)[::7]
+    last = next(v for v in variants_in("22", 30_020_100, 30_030_000) if len(v["ref"]) == len(v["alt"]) == 1)
+    records = [
+        ("22", 16390924, "AT", ["AC"]),  # lone: Bravo has 22-16390925-T-C
+        ("1", 55051039, "CGACTTACCA", ["CG"]),  # lone: Bravo has 1-55051040-GACTTACCA-G
+        ("17", 7681923, "CA", ["GG", "GA", "CG"]),  # ALT 3 is 17-7681924-A-G
+        *[(v["chrom"], v["pos"], v["ref"], [v["alt"]]) for v in stretch],
+        anchored(last),  # the last record of a planned stretch
+    ]
+    _, last_pos, last_ref, [last_alt] = anchored(last)
+    rows = frequency_rows(tmp_path, env, records)
+    expected = {
+        ("chr22", "16390924", "AT", "AC"): "22-16390925-T-C",
+        ("chr1", "55051039", "CGACTTACCA", "CG"): "1-55051040-GACTTACCA-G",
+        ("chr17", "7681923", "CA", "GA"): "17-7681923-C-G",
+        ("chr17", "7681923", "CA", "CG"): "17-7681924-A-G",
+        ("chr22", str(last_pos), last_ref, last_alt): last["variant_id"],
+    }
+    truth = {v["variant_id"]: v for c, a, b in [("22", 16390925, 16390925), ("1", 55051040, 55051040), ("17", 7681923, 7681924)]
+             for v in variants_in(c, a, b)} | {last["variant_id"]: last}
+    for key, variant_id in expected.items():
+        assert rows[key]["found"] == "true", key
+        assert rows[key]["bravo_variant_id"] == variant_id
+        assert float(rows[key]["allele_freq"]) == truth[variant_id]["allele_freq"]
+    assert rows[("chr17", "7681923", "CA", "GG")]["found"] == "false"  # an MNV Bravo does not have
+    assert all(rows[("chr22", str(v["pos"]), v["ref"], v["alt"])]["found"] == "true" for v in stretch)
+
+
+def test_frequencies_read_lowercase_alleles_as_bases(tmp_path, env):
+    records = [("22", 16389447, "a", ["g"]), ("22", 16390137, "t", ["c", "A"]), ("22", 16390735, "a", ["aAGCAGCGGctgg"])]
+    rows = frequency_rows(tmp_path, env, records)
+    assert {key: row["bravo_variant_id"] for key, row in rows.items()} == {
+        ("chr22", "16389447", "a", "g"): "22-16389447-A-G",
+        ("chr22", "16390137", "t", "c"): "22-16390137-T-C",
+        ("chr22", "16390137", "t", "A"): "22-16390137-T-A",
+        ("chr22", "16390735", "a", "aAGCAGCGGctgg"): "22-16390735-A-AAGCAGCGGCTGG",
+    }
+    assert all(row["found"] == "true" and row["allele_freq"] for row in rows.values())

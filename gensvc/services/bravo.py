@@ -365,8 +365,10 @@ def plan_queries(positions: list[int], density: float, page_size: int = PAGE_SIZ
     return spans[::-1]
 
 
-def _trimmed(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    """Shared suffix, then shared prefix, removed: one key for equivalent spellings."""
+def normalised(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """One key for equivalent spellings: bases in upper case (VCF bases are
+    case-insensitive), then the shared suffix, then the shared prefix removed."""
+    ref, alt = ref.upper(), alt.upper()
     while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
         ref, alt = ref[:-1], alt[:-1]
     while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
@@ -374,18 +376,28 @@ def _trimmed(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     return pos, ref, alt
 
 
-def frequencies(step, *, density=0.1, page_size=PAGE_SIZE) -> dict:
-    sites = read_sites(step.input["vcf"])
+def query_positions(sites) -> dict[str, list[int]]:
+    """Per Bravo chromosome, the sorted positions a matching Bravo record can sit at.
+
+    An ALT matches a record spelled as in the input (at POS) or one whose trimmed
+    spelling is the ALT's own, which can start after POS (``AT>AC`` is ``T>C`` at POS+1).
+    """
     by_chrom: dict[str, set[int]] = defaultdict(set)
-    for chrom, pos, _, alt in sites:
+    for chrom, pos, ref, alt in sites:
         name = bravo_chrom(chrom)
         if name and not alt.startswith("<") and alt != "*":
-            by_chrom[name].add(pos)
+            by_chrom[name].update((pos, normalised(pos, ref, alt)[0]))
+    return {name: sorted(positions) for name, positions in by_chrom.items()}
+
+
+def frequencies(step, *, density=0.1, page_size=PAGE_SIZE) -> dict:
+    sites = read_sites(step.input["vcf"])
+    by_chrom = query_positions(sites)
     client = BravoClient(step)
     known: dict[tuple, dict] = {}
     counts = {"region_queries": 0, "variant_queries": 0}
     for chrom in sorted(by_chrom, key=CHROM_ORDER.get):
-        for start, end in plan_queries(sorted(by_chrom[chrom]), density, page_size):
+        for start, end in plan_queries(by_chrom[chrom], density, page_size):
             if start == end:
                 found, _ = _collect(client, "variant", {"chrom": chrom, "pos": start})
                 counts["variant_queries"] += 1
@@ -394,14 +406,14 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE) -> dict:
                 counts["region_queries"] += 1
             for v in found:
                 known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
-                known.setdefault((v["chrom"], *_trimmed(v["pos"], v["ref"], v["alt"])), v)
+                known.setdefault((v["chrom"], *normalised(v["pos"], v["ref"], v["alt"])), v)
     found_count = 0
     with open(step.output["table"], "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(TABLE_COLUMNS)
         for chrom, pos, ref, alt in sites:
             name = bravo_chrom(chrom)
-            match = known.get((name, pos, ref, alt)) or known.get((name, *_trimmed(pos, ref, alt)))
+            match = known.get((name, pos, ref.upper(), alt.upper())) or known.get((name, *normalised(pos, ref, alt)))
             found_count += match is not None
             values = [match[k] for k in ("variant_id", "allele_freq", "allele_count", "allele_num", "filter")] if match else [""] * 5
             writer.writerow([chrom, pos, ref, alt, *values, "true" if match else "false"])
