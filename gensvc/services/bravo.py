@@ -46,11 +46,33 @@ class BravoClient:
         return self._get(urljoin(self.base, path), params)
 
     def pages(self, path: str, params: dict):
-        """Every page of a paged query, following ``next`` until it is null."""
+        """Every page of a paged query, following ``next`` until it is null.
+
+        A server whose links loop or never end is stopped (exit 5): a link that
+        repeats, a page that brings no record not seen before, or more pages than
+        the query can hold (``page_bound``).
+        """
+        limit = int(params.get("limit", PAGE_SIZE))
         page = self.get(path, params)
         yield page
+        span = query_span(path, params, page)
+        bound = page_bound(span, limit, page.get("total"))
+        links, records, count = set(), set(map(_record_key, page.get("data") or ())), 1
         while page.get("next"):
-            page = self._get(self._same_origin(page["next"]), None)
+            link = self._same_origin(page["next"])
+            where = link.split("?")[0]
+            if link in links:
+                raise _endless(f"page {count} links to a page already read", where)
+            if count >= bound:
+                raise _endless(f"page {count} links to page {count + 1}, "
+                    f"but {span} bp at {limit} records a page need at most {bound} pages", where)
+            links.add(link)
+            page = self._get(link, None)
+            count += 1
+            new = set(map(_record_key, page.get("data") or ())) - records
+            if not new and page.get("next"):
+                raise _endless(f"page {count} repeats records already read, yet links to another", where)
+            records |= new
             yield page
 
     def _same_origin(self, link: str) -> str:
@@ -80,6 +102,49 @@ class BravoClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise ServiceUnavailable(f"bravo answered HTTP {response.status_code}", where=where, hint="try again later")
         raise GensvcError(f"bravo answered HTTP {response.status_code}: {message or response.text[:200]}", where=where)
+
+
+# Bounds on what one query can hold, to tell endless paging from a long answer.
+# TOPMed freeze5 holds about 0.15 records per bp; 4 per bp on average is far above
+# any stretch of it, and 1000 more leave room for one site with very many alleles.
+RECORDS_PER_BP = 4
+RECORDS_AT_ONE_SITE = 1000
+LONGEST_GENE = 2_500_000  # bp; DMD, the longest human gene, spans about 2.2 Mb
+
+
+def query_span(path: str, params: dict, first_page: dict) -> int:
+    """How many positions a query covers: its window, its gene's extent, or one."""
+    if "start" in params and "end" in params:
+        return max(1, int(params["end"]) - int(params["start"]) + 1)
+    extent = first_page.get("gene") or first_page.get("transcript")
+    if isinstance(extent, dict) and isinstance(extent.get("start"), int) and isinstance(extent.get("stop"), int):
+        return max(1, extent["stop"] - extent["start"] + 1)
+    return 1 if path == "variant" else LONGEST_GENE
+
+
+def page_bound(positions: int, limit: int, total=None) -> int:
+    """Most pages a query over ``positions`` bp can need at ``limit`` records a page.
+
+    A server that states its ``total`` bounds it further. Full pages, then one more
+    (Bravo links to a last, empty page when the records fill the pages exactly).
+    """
+    records = positions * RECORDS_PER_BP + RECORDS_AT_ONE_SITE
+    if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+        records = min(records, total)
+    return records // max(1, limit) + 1
+
+
+def _record_key(record):
+    if isinstance(record, dict):
+        return record.get("variant_id") or json.dumps(record, sort_keys=True)
+    return record  # vcf=1 pages hold lines
+
+
+def _endless(what: str, where: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"bravo paging does not end: {what}", where=where,
+        hint="the server's next links loop; try again later, or tell the service's operators",
+    )
 
 
 # ---- parameters --------------------------------------------------------------
