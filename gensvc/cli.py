@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 
 from gensvc import schema
 from gensvc.errors import GensvcError, UsageError
-from gensvc.settings import SERVICES
+from gensvc.settings import FOREIGN_ENV, SECRETS, SERVICES
 
 EXIT_CODES = """exit codes: 0 done; 2 bad call, input or config (nothing was sent);
 3 authentication or authorisation; 4 the remote job failed;
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command = argv[0]
     if command == "list":
-        for service, operation, description in schema.operations():
+        rows = schema.operations() + [(svc, op, text) for (svc, op), (_, text) in LOCAL_COMMANDS.items()]
+        for service, operation, description in sorted(rows):
             print(f"{service:<11} {operation:<14} {description}")
         return 0
     if command == "emulate":
@@ -36,18 +39,49 @@ def main(argv: list[str] | None = None) -> int:
         from gensvc.demo import main as demo
 
         return demo(argv[1:])
-    if command in SERVICES or command == "merge":
+    if command in _services_with_operations():
+        if tuple(argv[:2]) in LOCAL_COMMANDS:
+            return LOCAL_COMMANDS[tuple(argv[:2])][0](argv[2:])
         return _operation(argv)
+    if command in SERVICES:
+        print(f"gensvc: {command} has no operations yet; run `gensvc list` to see every operation", file=sys.stderr)
+        return 2
     print(f"gensvc: unknown command {command!r}\n{_usage()}", file=sys.stderr)
     return 2
+
+
+def _services_with_operations() -> list[str]:
+    """Services in their usual order, then the local steps (merge)."""
+    found = {service for service, _, _ in schema.operations()}
+    return [s for s in SERVICES if s in found] + sorted(found - set(SERVICES))
 
 
 def _usage() -> str:
     return (
         "usage: gensvc list | gensvc <service> <operation> [options] | "
-        "gensvc emulate <service>|all [options] | gensvc demo\n"
-        f"services: {', '.join(SERVICES)}\n{EXIT_CODES}"
+        "gensvc emulate <service>|all [options] | gensvc demo [options]\n"
+        f"services: {', '.join(_services_with_operations())}\n{EXIT_CODES}"
     )
+
+
+def _cancer_types(argv: list[str]) -> int:
+    from gensvc.services.cgi import cancer_types
+
+    parser = argparse.ArgumentParser(
+        prog="gensvc cgi cancer-types",
+        description="CGI's cancer type codes and names (tab-separated), from the list shipped with gensvc; "
+        "sends nothing. `gensvc cgi submit --cancer-type` takes a code, in any case.",
+    )
+    parser.add_argument("words", nargs="*", metavar="WORD", help="show only codes or names containing every WORD")
+    words = [w.lower() for w in parser.parse_args(argv).words]
+    for code, name in cancer_types().items():
+        if all(w in f"{code} {name}".lower() for w in words):
+            print(f"{code}\t{name}")
+    return 0
+
+
+# (service, command) -> (function of argv, its line in `gensvc list`): local commands that send nothing
+LOCAL_COMMANDS = {("cgi", "cancer-types"): (_cancer_types, "CGI's cancer type codes and names (local: sends nothing).")}
 
 
 def _emulate(argv: list[str]) -> int:
@@ -63,6 +97,7 @@ def _operation(argv: list[str]) -> int:
 
     if len(argv) < 2 or argv[1].startswith("-"):
         names = [op for svc, op, _ in schema.operations() if svc == argv[0]]
+        names += [op for svc, op in LOCAL_COMMANDS if svc == argv[0]]
         print(f"usage: gensvc {argv[0]} <operation> ...; operations: {', '.join(names)}", file=sys.stderr)
         return 2
     service, operation = argv[0], argv[1]
@@ -77,8 +112,8 @@ def _operation(argv: list[str]) -> int:
         call = Call(
             service,
             operation,
-            input=_pairs(args.input, "--input", operation_schema["properties"]["input"]),
-            output=_pairs(args.output, "--output", operation_schema["properties"]["output"]),
+            input=_pairs(getattr(args, "input", []), "--input", operation_schema["properties"]["input"]),
+            output=_pairs(getattr(args, "output", []), "--output", operation_schema["properties"]["output"]),
             params=_params(args, operation_schema["properties"]["params"]),
             log=args.log,
         )
@@ -89,33 +124,90 @@ def _operation(argv: list[str]) -> int:
 
 
 def build_parser(service: str, operation: str, operation_schema: dict) -> argparse.ArgumentParser:
+    local = bool(operation_schema.get("x-local"))
     parser = argparse.ArgumentParser(
         prog=f"gensvc {service} {operation}",
         description=operation_schema.get("description", "").strip(),
-        epilog=EXIT_CODES + "\nsecrets come from the environment, a 0600 credentials file or --token-file; never from flags",
+        epilog=EXIT_CODES if local else f"{_secrets_line(service)}\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     props = operation_schema["properties"]
-    inputs = ", ".join(props["input"].get("properties", {})) or "none"
-    outputs = ", ".join(props["output"].get("properties", {})) or "none"
-    parser.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help=f"input files ({inputs})")
-    parser.add_argument("--output", action="append", default=[], metavar="NAME=PATH", help=f"output files ({outputs})")
+    for kind in ("input", "output"):
+        files = props[kind]
+        if files.get("properties"):
+            parser.add_argument(f"--{kind}", action="append", default=[], metavar="NAME=PATH",
+                                help=f"one {kind} file, named as below; repeat for each")
     parser.add_argument("--log", metavar="PATH", help="log file (default: stderr)")
+    for kind in ("input", "output"):
+        if props[kind].get("properties"):
+            parser.add_argument_group(f"{kind}s (--{kind} NAME=PATH)", _files_text(props[kind]))
     params = props["params"]
     required = set(params.get("required", []))
     group = parser.add_argument_group("params")
     for name, spec in params.get("properties", {}).items():
         flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
         kind = _kind(spec)
-        help_text = (spec.get("description") or "").strip() + (" (required)" if name in required else "")
+        help_text = _param_text(service, spec) + (" (required)" if name in required else "")
         help_text = help_text.replace("%", "%%")
+        choices = spec.get("enum") or spec.get("items", {}).get("enum")
+        metavar = "{%s}" % ",".join(map(str, choices)) if choices else None
         if kind == "boolean":
             group.add_argument(*flags, dest=name, nargs="?", const="true", metavar="true|false", help=help_text)
         elif kind == "array":
-            group.add_argument(*flags, dest=name, action="append", metavar="VALUE[,VALUE]", help=help_text)
+            group.add_argument(*flags, dest=name, action="append", metavar=metavar or "VALUE[,VALUE]", help=help_text)
         else:
-            group.add_argument(*flags, dest=name, metavar=kind.upper(), help=help_text)
+            group.add_argument(*flags, dest=name, metavar=metavar or kind.upper(), help=help_text)
     return parser
+
+
+def _files_text(spec: dict) -> str:
+    """One row per input or output name: the name, whether it is required, what it holds.
+
+    Rows line up with argparse's own (it indents every line of a group's text by 2).
+    """
+    required = set(spec.get("required", []))
+    width, column = _help_width() - 2, 22
+    rows = []
+    for name, file_spec in spec["properties"].items():
+        label = f"{name}{' (required)' if name in required else ''}"
+        text = (file_spec.get("description") or "").strip()
+        lead = label.ljust(column) if len(label) < column - 1 else label + "\n" + " " * column
+        rows.append(textwrap.fill(text, width, initial_indent=lead, subsequent_indent=" " * column) if text else label)
+    if spec.get("x-hint"):
+        rows.append(f"({spec['x-hint']})")
+    elif spec.get("minProperties") and not required:
+        rows.append("(give at least one)")
+    return "\n".join(rows)
+
+
+def _help_width() -> int:
+    return min(shutil.get_terminal_size().columns, 100) - 2
+
+
+def _param_text(service: str, spec: dict) -> str:
+    """A param's description, with its default when the schema declares one."""
+    text = (spec.get("description") or "").strip().replace("<SERVICE>", service.upper())
+    default = spec.get("default")
+    if default not in (None, "", []) and "default" not in text:
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        shown = str(shown).lower() if isinstance(default, bool) else shown
+        text = f"{text}; default {shown}" if text else f"default {shown}"
+    return text
+
+
+def _secrets_line(service: str) -> str:
+    """Where this service's secrets come from, by their variables' names."""
+    names = SECRETS.get(service, ())
+    if not names:
+        return "this service needs no secret"
+    env = [f"GENSVC_{service.upper()}_{name.upper()}" for name in names]
+    env += [var for (svc, name), var in FOREIGN_ENV.items() if svc == service and name in names]
+    return textwrap.fill(
+        f"secrets: {', '.join(env)} in the environment, or {service}: {{{', '.join(names)}}} in the credentials "
+        f"file GENSVC_CREDENTIALS (default ~/.config/gensvc/credentials.yaml, mode 0600), or the {names[0]} "
+        "in a file named by --token-file; never as flags",
+        _help_width(),
+    )
 
 
 def _kind(spec: dict) -> str:

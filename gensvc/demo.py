@@ -7,6 +7,7 @@ says where the results are. A development tool: it needs this checkout.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -29,7 +30,23 @@ def checkout() -> Path:
     return SCHEMA_DIR.resolve().parent
 
 
+def parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="gensvc demo",
+        usage="gensvc demo [-h] [SNAKEMAKE OPTION ...]",
+        description=(
+            "Run the reference workflow (workflow/Snakefile) on the samples in .test/ against local emulators of "
+            f"{', '.join(DEMO_SERVICES)}, each started on a free loopback port with demo credentials. Writes "
+            "results/<sample>.annotated.vcf.gz (+ .tbi, .tsv) and results/report.html, stops the emulators and "
+            "prints where the results are. Needs a gensvc checkout; the demo's values are synthetic."
+        ),
+        epilog="Any other option goes to Snakemake, e.g. `gensvc demo -n` (dry run) or `gensvc demo --forceall`.",
+        allow_abbrev=False,
+    )
+
+
 def main(argv: list[str]) -> int:
+    argv = parser().parse_known_args(argv)[1]  # -h prints the demo's help; the rest is Snakemake's
     from gensvc.emulators.server import start_emulator  # the demo is the one caller outside tests
 
     root = checkout()

@@ -49,8 +49,8 @@ class Call:
         return cls(
             service,
             operation,
-            input=_named(smk.input, "input"),
-            output=_named(smk.output, "output"),
+            input=_named(smk.input, "input", service, operation),
+            output=_named(smk.output, "output", service, operation),
             params=dict(smk.params.items()),
             log=str(log_files[0]) if log_files else None,
         )
@@ -59,10 +59,20 @@ class Call:
         return {"input": self.input, "output": self.output, "params": self.params}
 
 
-def _named(files, kind: str) -> dict:
+def _named(files, kind: str, service: str, operation: str) -> dict:
     named = {name: (list(map(str, v)) if isinstance(v, list) else str(v)) for name, v in files.items()}
-    if len(files) and not named:
-        raise UsageError(f"{kind} files must be named, e.g. {kind}: variants='out.tsv'")
+    given = {path for v in named.values() for path in (v if isinstance(v, list) else [v])}
+    unnamed = [str(f) for f in files if str(f) not in given]
+    if unnamed:
+        spec = schema.load(service, operation)["properties"][kind]
+        names, required = spec.get("properties", {}), spec.get("required", [])
+        if not names:
+            raise UsageError(f"{service} {operation} takes no {kind} files, but the rule gives {unnamed[0]!r}",
+                             hint=f"remove it from the rule's {kind}:")
+        listing = ", ".join(f"{n} (required)" if n in required else n for n in names)
+        example = (required or list(names))[0]
+        raise UsageError(f"unnamed {kind} file {unnamed[0]!r}: {service} {operation} takes {kind} {listing}",
+                         hint=f"name it, e.g. {kind}: {example}={unnamed[0]!r}")
     return named
 
 
@@ -92,7 +102,12 @@ def run_wrapper(wrapper_file: str, smk=None) -> None:
     try:
         call = Call.from_snakemake(service, operation, smk)
     except GensvcError as exc:
-        print(f"gensvc {service} {operation}: {exc}", file=sys.stderr)
+        message = f"gensvc {service} {operation}: {exc}"
+        log_files = list(smk.log)
+        if log_files:  # Snakemake points the user at the rule's log
+            with logging_to(str(log_files[0])):
+                log.error(message)
+        print(message, file=sys.stderr)
         sys.exit(exc.exit_code)
     sys.exit(execute(call))
 

@@ -73,4 +73,6 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: {error.schema['x-hint']}"
     if error.validator == "additionalProperties":
         return f"{where}: {error.message.replace('Additional properties are not allowed', 'unknown names')}"
+    if "x-expected" in error.schema:  # the schema says in words what a pattern or enum wants
+        return f"{where}: {error.instance!r} is not {error.schema['x-expected']}"
     return f"{where}: {error.message}"

@@ -256,6 +256,8 @@ class ServiceSession(requests.Session):
         elif _is_read_timeout(error):
             what = f"no answer within the {self.timeout[1]:g} s read timeout"
             hint += f" / GENSVC_{key}_READ_TIMEOUT"
+        if error is not None and _never_reached_server(error):  # often a wrong URL, not a busy service
+            hint = f"check GENSVC_{key}_URL (or the url param) names a server that is up; then {hint}"
         return ServiceUnavailable(f"{self.service} {request.method} failed: {what}, {reason}", where=url, hint=hint)
 
     def _log_request(self, request) -> None:

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
 
+from gensvc import schema
 from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
@@ -32,16 +33,22 @@ RESULT_MEMBERS = {"alterations": "alterations.tsv", "biomarkers": "biomarkers.ts
 def cancer_types() -> dict[str, str]:
     path = Path(__file__).with_name("cgi_cancer_types.tsv")
     rows = (line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line.strip())
-    return {row[0]: row[1] if len(row) > 1 else "" for row in rows}
+    found: dict[str, str] = {}
+    for code, name in ((row[0], row[1] if len(row) > 1 else "") for row in rows):
+        found[code] = f"{found[code]} / {name}" if code in found else name  # CGI's list names AG twice
+    return found
 
 
 def check_cancer_type(code: str) -> str:
+    """The code in CGI's own spelling (codes are matched in any case), or a UsageError."""
     known = cancer_types()
-    if code in known:
-        return code
+    canonical = {c.upper(): c for c in known}
+    if code.upper() in canonical:
+        return canonical[code.upper()]
     close = difflib.get_close_matches(code.upper(), known, n=3) or [c for c, name in known.items() if code.lower() in name.lower()][:3]
-    suggestion = f"did you mean {', '.join(f'{c} ({known[c]})' for c in close)}?" if close else "see CGI's list of cancer types"
-    raise UsageError(f"cancer_type {code!r} is not a CGI cancer type code", hint=suggestion)
+    expected = schema.load("cgi", "submit")["properties"]["params"]["properties"]["cancer_type"]["x-expected"]
+    suggestion = f"did you mean {', '.join(f'{c} ({known[c]})' for c in close)}?" if close else None
+    raise UsageError(f"cancer_type {code!r} is not {expected}", hint=suggestion)
 
 
 class CgiClient:
