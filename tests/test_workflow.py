@@ -17,6 +17,7 @@ import requests
 import yaml
 
 from conftest import REPO, read_tsv
+from emulators.test_shared_gene_model import SAME_CONSEQUENCE
 from gensvc.emulators import bravo_data, opencravat_data
 from gensvc.emulators.server import start_emulator
 from gensvc.merge import unescape
@@ -164,6 +165,9 @@ def test_every_variant_carries_the_emulators_truth(finished):
             row = cgi_rows[input_key(record.chrom, record.pos, record.ref, alt)]
             assert info["CGI_GENE"] == row["CGI-Gene"]
             checked["cgi"] += 1
+            # one story: both services name the same gene and agree on the consequence
+            assert info["CGI_GENE"] == info["OC_base__hugo"], (sample, record.chrom, record.pos, alt)
+            assert info["CGI_CONSEQUENCE"] == SAME_CONSEQUENCE[info["OC_base__so"]], (sample, record.pos, alt)
         assert checked["bravo"] > 20 and checked["opencravat"] > 20 and checked["cgi"] > 20
 
 

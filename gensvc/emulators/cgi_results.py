@@ -23,9 +23,12 @@ and two published API runs (a `CHR POS REF ALT` table and a `chr pos ref alt` ta
   biomarker's tumour type is the analysed one, `CANCER`, or `SOLID` for a solid cancer type.
 - `summary.txt`: the four sections with counts consistent with both tables.
 
-What the real service derives from its databases (gene, protein change, oncogenic class,
-transcripts, biomarkers) is here a deterministic function of the alteration (a hash), drawn
-from the real result's vocabulary, so the same input always gives the same bytes apart from
+What the real service derives from its databases is made up here, deterministically. A
+genomic alteration's gene, transcript, consequence and position in the protein follow the
+emulators' shared synthetic gene model, `data/gene_model.tsv` (the OpenCRAVAT emulator reads
+the same file with its own code, so both tell one story; the file's header holds the rules);
+the oncogenic class, other residues and biomarkers are a function of the alteration (a hash),
+drawn from the real result's vocabulary, so the same input always gives the same bytes apart from
 `summary.txt`'s Analysis ID and Date. CNAs and fusions (absent from the real example) become
 rows of the same `alterations.tsv`: genomic columns empty, `ALT_TYPE` `cna`/`fusion`,
 `CGI-Type` `AMP`/`DEL`/`FUSION`, `CGI-Gene` the gene or `GENE1__GENE2`.
@@ -45,6 +48,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 CGI_VERSION = "v23.12.2"
 INPUT_FIELDS = ("mutations", "cnas", "translocations")
@@ -353,6 +357,9 @@ class Gene:
     transcript: str  # versioned Ensembl transcript
     protein: str  # versioned Ensembl protein
     length: int  # amino acids (approximate; bounds the made-up protein positions)
+    start: int = 0  # hg38 span and strand, for the genes of the shared model
+    end: int = 0
+    strand: str = "+"
 
 
 # Transcripts as the real results report them.
@@ -406,9 +413,27 @@ def _draw(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
+GENE_MODEL_PATH = Path(__file__).with_name("data") / "gene_model.tsv"
+_MODEL: list[Gene] = []
+
+
+def model_genes() -> list[Gene]:
+    """The emulators' shared synthetic gene model (the OpenCRAVAT emulator reads the same
+    file with its own code; its header holds the rules both follow)."""
+    if not _MODEL:
+        lines = [line for line in GENE_MODEL_PATH.read_text().splitlines()
+                 if line and not line.startswith("#")]
+        for row in csv.DictReader(lines, delimiter="\t"):
+            _MODEL.append(Gene(row["symbol"], row["chrom"], row["transcript"], row["protein"],
+                               int(row["protein_length"]), int(row["start"]), int(row["end"]),
+                               row["strand"]))
+    return _MODEL
+
+
 def gene_named(symbol: str) -> Gene:
-    """The table's gene, or a made-up but stable record for any other symbol."""
-    known = GENES_BY_SYMBOL.get(symbol)
+    """The model's or the table's gene, or a made-up but stable record for any other symbol."""
+    known = next((gene for gene in model_genes() if gene.symbol == symbol), None)
+    known = known or GENES_BY_SYMBOL.get(symbol)
     if known is not None:
         return known
     number = _draw("transcript", symbol) % 700000 + 200000
@@ -417,10 +442,43 @@ def gene_named(symbol: str) -> Gene:
                 300 + _draw("length", symbol) % 1200)
 
 
-def gene_for_position(chrom: str, key: str) -> Gene:
-    """A gene for a genomic alteration: one on the same chromosome when the table has one."""
-    same = [gene for gene in GENES if gene.chrom == chrom] or list(GENES)
-    return same[_draw("gene", key) % len(same)]
+@dataclass(frozen=True)
+class CodingPlace:
+    """Where a genomic alteration falls, by the gene model's rules."""
+    gene: Gene
+    cpos: int  # cDNA position
+    aa: int  # protein position
+    codon_base: int  # 1, 2 or 3 (0 in a filler gene, whose rules differ)
+    ref_aa: str
+    ref: str  # the alleles on the gene's strand
+    alt: str
+    filler: bool  # a GS<chrom>_<Mb> gene outside the model
+
+
+_COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
+
+
+def _on_strand(bases: str, strand: str) -> str:
+    if strand == "+" or bases == "-":
+        return bases
+    return "".join(_COMPLEMENT[base] for base in reversed(bases))
+
+
+def coding_place(chrom: str, pos: int, ref: str, alt: str) -> CodingPlace | None:
+    """The gene model's placement (data/gene_model.tsv); None off chromosomes 1-22, X, Y."""
+    first = pos + 1 if ref == "-" else pos  # the model places an insertion after its anchor
+    if chrom not in _CHROMOSOMES:
+        return None
+    for gene in model_genes():
+        if gene.chrom == chrom and gene.start <= first <= gene.end:
+            offset = first - gene.start if gene.strand == "+" else gene.end - first
+            cpos = offset % (3 * gene.length) + 1
+            aa = (cpos - 1) // 3 + 1
+            return CodingPlace(gene, cpos, aa, (cpos - 1) % 3 + 1, AMINO_ACIDS[aa % 20],
+                               _on_strand(ref, gene.strand), _on_strand(alt, gene.strand), False)
+    block = first // 1_000_000
+    filler = Gene(f"GS{chrom}_{block}", chrom, f"ENSTGS{chrom}_{block}.1", f"PGS{chrom}_{block}", 1000)
+    return CodingPlace(filler, first % 3000 + 1, first % 1000 + 1, 0, "A", ref, alt, True)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -778,51 +836,70 @@ def _three(residues: str) -> str:
 def _interpret_genomic(alteration: Alteration) -> Interpretation:
     chrom, pos, ref, alt = alteration.chrom, alteration.pos, alteration.ref, alteration.alt
     key = f"{chrom}:{pos}:{ref}:{alt}"
-    gene = gene_for_position(chrom, key)
-    aa_pos = 1 + _draw("aa_pos", key) % gene.length
-    cdna = max(1, 3 * aa_pos - _draw("codon", key) % 3)
-    transcript = gene.transcript.split(".")[0]
     if ref == "-":
         cgi_type, alt_type, length = "INS", "indel", len(alt)
         mutation = f"chr{chrom}:{pos}-{pos + 1} ->{alt}"
-        c_change = f"c.{cdna}_{cdna + 1}ins{alt}"
     elif alt == "-":
         cgi_type, alt_type, length = "DEL", "indel", len(ref)
         mutation = f"chr{chrom}:{pos}-{pos} {ref}>-"
-        c_change = f"c.{cdna}del" if length == 1 else f"c.{cdna}_{cdna + length - 1}del"
     elif len(ref) == 1 and len(alt) == 1:
         cgi_type, alt_type, length = "SNV", "snp", 1
         mutation = f"chr{chrom}:{pos} {ref}>{alt}"
-        c_change = f"c.{cdna}{ref}>{alt}"
     elif len(ref) == len(alt):
         cgi_type, alt_type, length = "MNV", "mnp", len(ref)
         mutation = f"chr{chrom}:{pos}-{pos + len(ref) - 1} {ref}>{alt}"
-        c_change = f"c.{cdna}_{cdna + len(ref) - 1}delins{alt}"
     else:
         cgi_type, alt_type, length = "INDEL", "indel", abs(len(ref) - len(alt))
         mutation = f"chr{chrom}:{pos}-{pos + len(ref) - 1} {ref}>{alt}"
-        c_change = f"c.{cdna}_{cdna + len(ref) - 1}delins{alt}"
+    place = coding_place(chrom, pos, ref, alt)
+    if place is None:  # off the model's chromosomes: no gene, as OpenCRAVAT's mapper says
+        return Interpretation(gene="", summary=SUMMARY_NON_ONCOGENIC,
+                              prediction=PASSENGER_PREDICTIONS[0], mutation=mutation,
+                              consequence="intergenic_variant", cgi_type=cgi_type,
+                              alt_type=alt_type)
+    gene, aa_pos, cdna, ref_aa = place.gene, place.aa, place.cpos, place.ref_aa
+    ref_s, alt_s = place.ref, place.alt
+    transcript = gene.transcript.split(".")[0]
+    here = f"{THREE_LETTER[ref_aa]}{aa_pos}"
+    if cgi_type == "INS":
+        c_change = f"c.{cdna}_{cdna + 1}ins{alt_s}"
+    elif cgi_type == "DEL":
+        c_change = f"c.{cdna}del" if length == 1 else f"c.{cdna}_{cdna + length - 1}del"
+    elif cgi_type == "SNV":
+        c_change = f"c.{cdna}{ref_s}>{alt_s}"
+    else:
+        c_change = f"c.{cdna}_{cdna + len(ref) - 1}delins{alt_s}"
 
-    ref_aa = AMINO_ACIDS[_draw("ref_aa", key) % 20]
-    if cgi_type in ("SNV", "MNV"):
-        if _draw("stop", key) % 10 == 0:
-            consequence, alt_aa = "stop_gained", "*"
+    # the gene model's rules (data/gene_model.tsv), which the OpenCRAVAT emulator follows too
+    if cgi_type == "SNV":
+        if place.filler:
+            synonymous, stop, alt_aa = pos % 3 == 0, False, "V"
         else:
-            consequence = "missense_variant"
-            alt_aa = AMINO_ACIDS[(AMINO_ACIDS.index(ref_aa) + 1 + _draw("alt_aa", key) % 19) % 20]
+            synonymous = place.codon_base == 3
+            stop = place.codon_base == 1 and alt_s == "T"
+            alt_aa = AMINO_ACIDS[(aa_pos % 20 + 1 + "ACGT".index(alt_s)) % 20]
+        if synonymous:
+            consequence, alt_aa, p_three = "synonymous_variant", ref_aa, f"{here}="
+        elif stop:
+            consequence, alt_aa, p_three = "stop_gained", "*", f"{here}Ter"
+        else:
+            consequence, p_three = "missense_variant", f"{here}{THREE_LETTER[alt_aa]}"
         change = f"{ref_aa}{aa_pos}{alt_aa}"
-        p_three = f"{THREE_LETTER[ref_aa]}{aa_pos}{THREE_LETTER[alt_aa]}"
+    elif cgi_type in ("MNV", "INDEL"):
+        residues = max(1, len(alt) // 3)
+        consequence = "protein_altering_variant"
+        change = f"{ref_aa}{aa_pos}delins{'V' * residues}"
+        p_three = f"{here}delins{'Val' * residues}"
     else:
         residues = max(1, -(-length // 3))
         inframe = length % 3 == 0
-        if cgi_type == "INS" or (cgi_type == "INDEL" and len(alt) > len(ref)):
+        if cgi_type == "INS":
             inserted = _residues(residues, "ins", key)
             if inframe:
                 consequence = "inframe_insertion"
-                next_aa = AMINO_ACIDS[_draw("next_aa", key) % 20]
+                next_aa = AMINO_ACIDS[(aa_pos + 1) % 20]
                 change = f"-{aa_pos}-{aa_pos + 1}{inserted}"
-                p_three = (f"{THREE_LETTER[ref_aa]}{aa_pos}_{THREE_LETTER[next_aa]}{aa_pos + 1}"
-                           f"ins{_three(inserted)}")
+                p_three = f"{here}_{THREE_LETTER[next_aa]}{aa_pos + 1}ins{_three(inserted)}"
             else:
                 consequence = "frameshift_variant"
                 change = f"-{aa_pos}-{aa_pos + 1}{inserted[:-1] or inserted}X"
@@ -832,17 +909,20 @@ def _interpret_genomic(alteration: Alteration) -> Interpretation:
             if inframe:
                 consequence = "inframe_deletion"
                 change = f"{deleted}{aa_pos}-{end}-" if residues > 1 else f"{deleted}{aa_pos}-"
-                p_three = (f"{THREE_LETTER[deleted[0]]}{aa_pos}_{THREE_LETTER[deleted[-1]]}"
-                           f"{end}del" if residues > 1 else f"{THREE_LETTER[ref_aa]}{aa_pos}del")
+                p_three = (f"{here}_{THREE_LETTER[deleted[-1]]}{end}del" if residues > 1
+                           else f"{here}del")
             else:
                 consequence = "frameshift_variant"
                 change = f"{deleted}{aa_pos}-{end}X"
         if consequence == "frameshift_variant":
             new_aa = AMINO_ACIDS[_draw("fs_aa", key) % 20]
             ter = 2 + _draw("fs_ter", key) % 80
-            p_three = f"{THREE_LETTER[ref_aa]}{aa_pos}{THREE_LETTER[new_aa]}fsTer{ter}"
+            p_three = f"{here}{THREE_LETTER[new_aa]}fsTer{ter}"
     p_one = _one_letter(p_three)
-    summary, prediction, external = _classify(f"{gene.symbol}:{change}:{key}")
+    if consequence == "synonymous_variant":  # a silent change is no driver
+        summary, prediction, external = SUMMARY_NON_ONCOGENIC, PASSENGER_PREDICTIONS[0], ""
+    else:
+        summary, prediction, external = _classify(f"{gene.symbol}:{change}:{key}")
     return Interpretation(
         gene=gene.symbol, protein_change=change, summary=summary, prediction=prediction,
         external=external, mutation=mutation, consequence=consequence, transcript=transcript,

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DEFAULT_VENV = REPO / ".venv-oc"
 MODULES_SRC = HERE / "opencravat_modules"
+GENE_MODEL = HERE.parents[1] / "gensvc" / "emulators" / "data" / "gene_model.tsv"
 SETUP_SCRIPT = "tests/peers/setup_opencravat.sh"
 
 
@@ -131,6 +132,8 @@ def start_opencravat(workdir: Path, multiuser: bool = False, venv: Path = DEFAUL
     modules_dir = workdir / "modules"
     if not modules_dir.exists():
         shutil.copytree(MODULES_SRC, modules_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # the stand-in mapper reads the emulators' shared gene model, as the emulator does
+        shutil.copy(GENE_MODEL, modules_dir / "mappers" / "hg38" / "gene_model.tsv")
     port = free_port()
     conf_path = write_system_conf(workdir, port, modules_dir)
     if multiuser:

@@ -211,6 +211,24 @@ def test_live_annotate(oc):
     assert bad.status_code == 500 and json.loads(bad.text) == {"status": "error", "msg": "'ref_base'"}
 
 
+# SNVs at each codon base on both strands, indels, an MNP, a filler gene and chrM
+MAPPED = [("chr1", 11785743, "T", "C"), ("chr1", 11785744, "G", "A"), ("chr1", 11785745, "C", "A"),
+          ("chr22", 19941740, "C", "T"), ("chr22", 19941741, "A", "G"), ("chr17", 7675088, "AC", "GT"),
+          ("chr1", 11790002, "-", "GATTACA"), ("chrX", 154850002, "TAGCA", "-"),
+          ("chr7", 140753336, "A", "T"), ("chrM", 100, "A", "G")]
+
+
+def test_the_stand_in_mapper_follows_the_shared_gene_model_as_the_emulator_does(oc):
+    from gensvc.emulators.opencravat_data import map_variant
+
+    for chrom, pos, ref, alt in MAPPED:
+        r = requests.get(oc.url + "submit/annotate", timeout=30, params={
+            "chrom": chrom, "pos": str(pos), "ref_base": ref, "alt_base": alt, "annotators": ANNOTATOR})
+        crx = r.json()["crx"]
+        want = map_variant(chrom, pos, ref, alt)
+        assert {k: crx.get(k) for k in want} == want, (chrom, pos, ref, alt)
+
+
 def test_missing_note_is_500_but_the_job_still_runs(oc):
     s = requests.Session()
     before = set(s.get(oc.url + "submit/jobs", timeout=10).json())
