@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from gensvc import schema
 from gensvc.core.redaction import RedactingFilter, redact
 from gensvc.errors import GensvcError, UsageError
 from gensvc.outputs import plan_outputs, staged_outputs, write_provenance
-from gensvc.settings import SECRETS, ServiceSettings, resolve
+from gensvc.settings import SECRETS, ServiceSettings, resolve, state_dir
 
 log = logging.getLogger("gensvc")
 
@@ -138,9 +139,38 @@ def execute(call: Call) -> int:
         except KeyboardInterrupt:
             log.error("gensvc %s %s: interrupted; no output was written", call.service, call.operation)
             return 130
+        except Exception as exc:  # a bug or a broken install, not the user's doing
+            return _report_internal_error(call, exc)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+INTERNAL_ERROR = 1  # exit code of an unexpected exception (README: exit codes)
+
+
+def _report_internal_error(call: Call, exc: Exception) -> int:
+    """One line on stderr; the traceback in the rule's log, or, with no log, in a file of its
+    own under the state dir that the line names."""
+    summary = redact(f"internal error in gensvc {call.service} {call.operation}: "
+                     f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+    details = redact("".join(traceback.format_exception(exc)))
+    if call.log:
+        log.error("%s\n%s", summary, details)
+        print(f"{summary}; the log has the details ({call.log})", file=sys.stderr)
+        return INTERNAL_ERROR
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = state_dir() / "errors" / f"{call.service}-{call.operation}-{stamp}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(f"{summary}\n{details}")
+        os.replace(partial, path)
+    except OSError:  # nowhere to keep it: the traceback goes to stderr after the line
+        print(f"{summary}; the traceback follows\n{details}", file=sys.stderr, end="")
+        return INTERNAL_ERROR
+    print(f"{summary}; the traceback is in {path}", file=sys.stderr)
+    return INTERNAL_ERROR
 
 
 def run(call: Call) -> dict:
