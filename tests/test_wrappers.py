@@ -116,11 +116,7 @@ def test_every_wrapper_has_its_parts():
         service, operation = wrapper.parent.name, wrapper.name
         meta = yaml.safe_load((wrapper / "meta.yaml").read_text())
         assert meta["name"] == f"{service} {operation}" and meta["url"].startswith("https://")
-        env_file = yaml.safe_load((wrapper / "environment.yaml").read_text())
-        assert "conda-forge" in env_file["channels"]
-        for dep in env_file["dependencies"]:
-            spec = dep if isinstance(dep, str) else " ".join(dep["pip"])
-            assert "=" in spec, f"{wrapper}: unpinned {spec}"
+        assert (wrapper / "environment.yaml").is_file()  # its contents: tests/test_env_files.py
         assert (REPO / "schemas" / service / f"{operation}.yaml").exists()
         code = [l for l in (wrapper / "wrapper.py").read_text().splitlines() if l.strip() and not l.startswith("#")]
         assert len(code) <= 10

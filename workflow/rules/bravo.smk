@@ -8,8 +8,6 @@ if enabled("bravo"):
         log:
             "logs/bravo/{sample}.frequencies.log",
         localrule: True
-        conda:
-            "../../envs/bravo.yaml"
         resources:
             bravo_api=1,
         params:

@@ -8,8 +8,6 @@ if enabled("cgi"):
         log:
             "logs/cgi/{sample}.submit.log",
         localrule: True
-        conda:
-            "../../envs/cgi.yaml"
         resources:
             cgi_api=1,
         params:
@@ -26,8 +24,6 @@ if enabled("cgi"):
         log:
             "logs/cgi/{sample}.poll.log",
         localrule: True
-        conda:
-            "../../envs/cgi.yaml"
         resources:
             cgi_api=1,
         params:
@@ -46,8 +42,6 @@ if enabled("cgi"):
         log:
             "logs/cgi/{sample}.download.log",
         localrule: True
-        conda:
-            "../../envs/cgi.yaml"
         resources:
             cgi_api=1,
         wrapper:

@@ -8,6 +8,8 @@ WRAPPERS = (
     config.get("wrapper_prefix")
     or (Path(workflow.basedir).parent / "wrappers").resolve().as_uri() + "/"
 )
+# --use-conda: the wrappers' env files install gensvc from ${GENSVC_CHECKOUT}, this checkout
+os.environ.setdefault("GENSVC_CHECKOUT", str(Path(workflow.basedir).parent.resolve()))
 # without state_dir the journal stays in .gensvc/ here and the limiter is the user's own,
 # shared with every other run on this host
 if config.get("state_dir"):

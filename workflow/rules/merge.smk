@@ -12,8 +12,6 @@ rule merge_annotations:
         ),
     log:
         "logs/merge/{sample}.log",
-    conda:
-        "../../envs/merge.yaml"
     threads: 2
     wrapper:
         f"{WRAPPERS}merge/annotations"

@@ -8,8 +8,6 @@ if enabled("opencravat"):
         log:
             "logs/opencravat/{sample}.submit.log",
         localrule: True
-        conda:
-            "../../envs/opencravat.yaml"
         resources:
             opencravat_api=1,
         params:
@@ -26,8 +24,6 @@ if enabled("opencravat"):
         log:
             "logs/opencravat/{sample}.poll.log",
         localrule: True
-        conda:
-            "../../envs/opencravat.yaml"
         resources:
             opencravat_api=1,
         params:
@@ -46,8 +42,6 @@ if enabled("opencravat"):
         log:
             "logs/opencravat/{sample}.report.log",
         localrule: True
-        conda:
-            "../../envs/opencravat.yaml"
         resources:
             opencravat_api=1,
         wrapper:
