@@ -15,8 +15,10 @@ from collections import defaultdict
 from urllib.parse import urljoin, urlsplit
 
 from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.genome_build import AUTO, choose_build
 
 MAX_REGION = 250_000
+SERVED_BUILDS = {"GRCh38": "hg38"}
 PAGE_SIZE = 1000
 FILTER_KEYS = ("allele_count", "allele_freq", "allele_num", "site_quality", "filter")
 COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "allele_count", "allele_num", "allele_freq", "filter", "site_quality")
@@ -455,7 +457,10 @@ def query_positions(sites) -> dict[str, list[int]]:
     return {name: sorted(positions) for name, positions in by_chrom.items()}
 
 
-def frequencies(step, *, density=0.1, page_size=PAGE_SIZE) -> dict:
+def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dict:
+    # freeze5 is hg38 only: another build's positions would match the wrong variants
+    choose_build([step.input["vcf"]], assembly, served=SERVED_BUILDS, fallback="hg38",
+                 param="assembly", service="Bravo freeze5")
     sites = read_sites(step.input["vcf"])
     by_chrom = query_positions(sites)
     client = BravoClient(step)

@@ -21,10 +21,12 @@ from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
 from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.genome_build import AUTO, choose_build
 
 log = logging.getLogger("gensvc.cgi")
 
 REFERENCES = {"hg19": "hg19", "hg38": "hg38", "grch37": "hg19", "grch38": "hg38"}
+SERVED_BUILDS = {"GRCh38": "hg38", "GRCh37": "hg19"}
 INPUT_KINDS = ("mutations", "cnas", "translocations")
 RESULT_MEMBERS = {"alterations": "alterations.tsv", "biomarkers": "biomarkers.tsv", "summary": "summary.txt"}
 
@@ -266,11 +268,14 @@ def parse_biomarkers(path: str) -> list[dict]:
 # ---- operations --------------------------------------------------------------------
 
 
-def submit(step, *, cancer_type, title="", reference="hg19") -> dict:
+def submit(step, *, cancer_type, title="", reference=AUTO) -> dict:
     files = {kind: step.input[kind] for kind in INPUT_KINDS if kind in step.input}
     if not files:
         raise UsageError("cgi submit needs at least one of the inputs mutations, cnas, translocations")
     cancer_type = check_cancer_type(cancer_type)
+    # only mutations carry coordinates; a TSV has no header to read a build from
+    vcfs = [files["mutations"]] if "mutations" in files else []
+    reference = choose_build(vcfs, reference, served=SERVED_BUILDS, fallback="hg19", param="reference", service="CGI")
     genome = REFERENCES.get(str(reference).lower())
     if genome is None:
         raise UsageError(f"reference {reference!r} is not hg19, hg38, GRCh37 or GRCh38")

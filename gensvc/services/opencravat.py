@@ -36,10 +36,13 @@ from gensvc.core.receipts import (
     write_json,
 )
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.genome_build import AUTO, choose_build
 
 log = logging.getLogger("gensvc.opencravat")
 
 ASSEMBLIES = ("hg38", "hg19", "hg18")
+JOB_BUILDS = {"GRCh38": "hg38", "GRCh37": "hg19", "NCBI36": "hg18"}  # jobs lift hg19/hg18 over
+LIVE_BUILDS = {"GRCh38": "hg38"}  # live annotation maps hg38 only
 FAILED = ("Error", "Aborted")
 NEVER_LISTED = ("text",)  # the server never lists these among a job's reports
 
@@ -241,8 +244,10 @@ def oc_allele(chrom: str, pos: int, ref: str, alt: str) -> tuple[str, int, str, 
 # -- operations -----------------------------------------------------------------
 
 
-def submit(step, *, annotators=(), reports=("tsv",), assembly="hg38", input_format=None, note="") -> dict:
+def submit(step, *, annotators=(), reports=("tsv",), assembly=AUTO, input_format=None, note="") -> dict:
     files = step.input["files"] if isinstance(step.input["files"], list) else [step.input["files"]]
+    assembly = choose_build([f for f in files if is_vcf(f)], assembly, served=JOB_BUILDS, fallback="hg38",
+                            param="assembly", service="OpenCRAVAT")
     if assembly not in ASSEMBLIES:
         raise UsageError(f"assembly {assembly!r} is not one of {', '.join(ASSEMBLIES)}")
     request = {"annotators": sorted(annotators), "reports": list(reports), "assembly": assembly,
@@ -369,7 +374,10 @@ def _wait_until_listed(client, job_id, kind, timeout) -> None:
 
 
 def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), concurrency=4, max_variants=1000,
-             format=None) -> dict:
+             format=None, assembly=AUTO) -> dict:
+    if "vcf" in step.input:
+        choose_build([step.input["vcf"]], assembly, served=LIVE_BUILDS, fallback="hg38", param="assembly",
+                     service="OpenCRAVAT live annotation")
     variants = _variants_to_annotate(step, chrom, pos, ref, alt, max_variants)
     client = OpenCravatClient(step)
     modules = ",".join(annotators)
