@@ -154,7 +154,9 @@ def _report_internal_error(call: Call, exc: Exception) -> int:
     own under the state dir that the line names."""
     summary = redact(f"internal error in gensvc {call.service} {call.operation}: "
                      f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-    details = redact("".join(traceback.format_exception(exc)))
+    if isinstance(exc, ImportError):
+        summary += " (gensvc's install is incomplete: pip install gensvc again, which brings its dependencies)"
+    details = redact("".join(traceback.format_exception(exc))).rstrip()
     if call.log:
         log.error("%s\n%s", summary, details)
         print(f"{summary}; the log has the details ({call.log})", file=sys.stderr)
@@ -164,10 +166,10 @@ def _report_internal_error(call: Call, exc: Exception) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(f"{summary}\n{details}")
+        partial.write_text(f"{summary}\n{details}\n")
         os.replace(partial, path)
     except OSError:  # nowhere to keep it: the traceback goes to stderr after the line
-        print(f"{summary}; the traceback follows\n{details}", file=sys.stderr, end="")
+        print(f"{summary}; the traceback follows\n{details}", file=sys.stderr)
         return INTERNAL_ERROR
     print(f"{summary}; the traceback is in {path}", file=sys.stderr)
     return INTERNAL_ERROR

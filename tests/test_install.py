@@ -128,6 +128,7 @@ def test_an_internal_error_is_one_line_on_stderr_and_its_traceback_is_in_the_rul
     line = "internal error in gensvc bravo frequencies: ModuleNotFoundError: No module named 'pysam'"
     said = [text for text in done.stderr.splitlines() if text.startswith("internal error")]
     assert len(said) == 1 and said[0].startswith(line) and "the log has the details" in said[0], done.stderr
+    assert "pip install gensvc again" in said[0]  # what to do about a missing module
     assert "Traceback" not in done.stderr
     log = (workdir / "logs" / "sample.bravo.log").read_text()
     assert "Traceback (most recent call last)" in log and "import pysam" in log and line in log
