@@ -58,6 +58,7 @@ from pathlib import Path
 
 import gensvc
 from gensvc.core.textfiles import is_gzipped, open_text
+from gensvc.vcfinput import read_header
 from gensvc.errors import UsageError
 
 log = logging.getLogger("gensvc.merge")
@@ -918,23 +919,8 @@ class IndexJoin:
 
 
 def read_vcf_header(handle, path: str) -> tuple[list[str], str]:
-    """The ``##`` lines and the ``#CHROM`` line; refuses anything that is not a VCF."""
-    first = handle.readline()
-    if not first.startswith("##fileformat=VCF"):
-        raise UsageError(f"vcf input {path} is not a VCF (no ##fileformat=VCF line first)",
-                         hint="give the sample VCF, plain or bgzipped")
-    meta = [first.rstrip("\r\n")]
-    for line in handle:
-        if line.startswith("##"):
-            meta.append(line.rstrip("\r\n"))
-        elif line.startswith("#CHROM"):
-            columns = line.rstrip("\r\n")
-            if len(columns.split("\t")) < 8:
-                raise UsageError(f"vcf input {path}: the #CHROM line has fewer than 8 tab-separated columns")
-            return meta, columns
-        else:
-            break
-    raise UsageError(f"vcf input {path} has no #CHROM header line")
+    """The ``##`` lines and the ``#CHROM`` line; refuses, saying what it is, anything that is not a VCF."""
+    return read_header(handle, path, "vcf input")
 
 
 def record_lines(handle):

@@ -389,18 +389,10 @@ TABLE_COLUMNS = (
 
 def read_sites(vcf_path: str) -> list[tuple[str, int, str, str]]:
     """(chrom as in the input, pos, ref, alt) for every ALT of every record, in file order."""
-    import pysam  # only this operation reads VCF
+    from gensvc.vcfinput import vcf_records
 
-    pysam.set_verbosity(0)  # htslib's warnings (e.g. contigs missing from the header) are not errors
-    sites = []
-    try:
-        with pysam.VariantFile(vcf_path) as vcf:
-            for record in vcf:
-                for alt in record.alts or ():
-                    sites.append((record.chrom, record.pos, record.ref, alt))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read VCF {vcf_path}: {exc}", hint="give a VCF, plain or bgzipped") from None
-    return sites
+    return [(record.chrom, record.pos, record.ref, alt)
+            for record in vcf_records(vcf_path, "vcf input") for alt in record.alts or ()]
 
 
 def plan_queries(positions: list[int], density: float, page_size: int = PAGE_SIZE) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from gensvc import schema
 from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
+from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
@@ -160,24 +161,25 @@ def check_answer(response) -> None:
 # ---- inputs ---------------------------------------------------------------------
 
 
-def _header(path: str) -> tuple[bool, list[str], list[str]]:
+def _header(kind: str, path: str) -> tuple[bool, list[str], list[str]]:
     """(is VCF, header columns lowercased, first data row)."""
+    if has_vcf_name(path) or starts_as_vcf(path):  # a file named .vcf is held to being one
+        with open_text(path) as handle:
+            _, header = read_header(handle, path, f"{kind} input")
+            first = next((line.rstrip("\r\n") for line in handle if line.strip()), "")
+            for _ in handle:  # read to the end: a damaged gzip file says so here, not at CGI
+                pass
+        return True, [c.lower() for c in header.lstrip("#").split("\t")], first.split("\t") if first else []
     with open_text(path) as handle:
         lines = [line.rstrip("\n") for line in handle if line.strip()]
     if not lines:
-        raise UsageError(f"input {path} is empty")
-    if lines[0].startswith("##fileformat=VCF"):
-        header = next((l for l in lines if l.startswith("#CHROM")), None)
-        if header is None:
-            raise UsageError(f"input {path} is a VCF without a #CHROM header line")
-        body = [l for l in lines if not l.startswith("#")]
-        return True, [c.lower() for c in header.lstrip("#").split("\t")], body[0].split("\t") if body else []
+        raise UsageError(f"{kind} input {path} is empty")
     return False, [c.strip().lower() for c in lines[0].split("\t")], lines[1].split("\t") if len(lines) > 1 else []
 
 
 def check_input(kind: str, path: str) -> None:
     """Refuse, before any upload, a file CGI could not read."""
-    is_vcf, columns, first = _header(path)
+    is_vcf, columns, first = _header(kind, path)
     if kind == "mutations":
         if is_vcf:
             return

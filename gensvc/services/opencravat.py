@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import gzip
 import json
 import logging
 import shutil
@@ -26,7 +25,8 @@ from urllib.parse import urljoin
 
 from gensvc.core.download import download
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.textfiles import is_gzipped, open_text
+from gensvc.core.textfiles import is_gzipped, open_binary
+from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 from gensvc.core.receipts import (
     idempotency_key,
     key_tag,
@@ -190,23 +190,13 @@ def check_answer(response) -> None:
 
 
 def is_vcf(path: str) -> bool:
-    try:
-        with open_text(path) as handle:
-            return handle.readline().startswith("##fileformat=VCF")
-    except OSError:
-        return False
+    """A VCF by its name or its first line (a file named .vcf is held to being one)."""
+    return has_vcf_name(path) or starts_as_vcf(path)
 
 
-def check_vcf(path: str) -> int:
-    """Parse a VCF fully; refuse it with the parser's reason. Returns its record count."""
-    import pysam  # only VCF inputs need it
-
-    pysam.set_verbosity(0)
-    try:
-        with pysam.VariantFile(path) as vcf:
-            return sum(1 for _ in vcf)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"input {path} is not a readable VCF: {exc}", hint="fix the file or give another input format") from None
+def check_vcf(path: str, label: str = "files input") -> int:
+    """Parse a VCF fully; refuse it saying what is wrong. Returns its record count."""
+    return sum(1 for _ in vcf_records(path, label))
 
 
 def staged_inputs(files: list[str], workdir: str) -> list[str]:
@@ -222,7 +212,7 @@ def staged_inputs(files: list[str], workdir: str) -> list[str]:
             continue
         name = Path(path).name.removesuffix(".gz").removesuffix(".bgz")
         plain = Path(workdir) / name
-        with gzip.open(path, "rb") as source, open(plain, "wb") as sink:
+        with open_binary(path) as source, open(plain, "wb") as sink:
             shutil.copyfileobj(source, sink)
         staged.append(str(plain))
     return staged
@@ -401,12 +391,9 @@ def _variants_to_annotate(step, chrom, pos, ref, alt, max_variants):
     if "vcf" in step.input:
         if any(v is not None for v in (chrom, pos, ref, alt)):
             raise UsageError("give a vcf input or chrom/pos/ref/alt params, not both")
-        import pysam
-
-        check_vcf(step.input["vcf"])
-        with pysam.VariantFile(step.input["vcf"]) as vcf:
-            variants = [(r.chrom, r.pos, r.ref, a, *oc_allele(r.chrom, r.pos, r.ref, a))
-                        for r in vcf for a in (r.alts or ()) if not a.startswith("<") and a != "*"]
+        variants = [(r.chrom, r.pos, r.ref, a, *oc_allele(r.chrom, r.pos, r.ref, a))
+                    for r in vcf_records(step.input["vcf"], "vcf input") for a in (r.alts or ())
+                    if not a.startswith("<") and a != "*"]
     elif None in (chrom, pos, ref, alt):
         raise UsageError("give chrom, pos, ref and alt, or a vcf input")
     else:
