@@ -130,6 +130,90 @@ def test_results_and_report_exist(finished):
     assert (results / "report.html").stat().st_size > 10_000
 
 
+def svg_texts(path: Path) -> tuple[str, list[str]]:
+    """An SVG's title (its metadata) and every text drawn in it."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    work = next(e for e in tree.iter() if e.tag.endswith("}Work"))  # the figure's own metadata
+    title = "".join(e.text or "" for e in work if e.tag.endswith("}title"))
+    texts = ["".join(e.itertext()).strip() for e in tree.iter() if e.tag.endswith("}text")]
+    return title, [t for t in texts if t]
+
+
+def test_every_plot_has_a_title_and_a_panel_per_sample(finished):
+    plots = finished.workdir / "results" / "report"
+    wanted = {"bravo_af_by_filter.svg": "allele frequency", "opencravat_consequences.svg": "OpenCRAVAT",
+              "cgi_oncogenic_summary.svg": "CGI"}
+    for name, topic in wanted.items():
+        title, texts = svg_texts(plots / name)
+        assert topic in title and "per sample" in title, (name, title)
+        assert title in texts, name  # drawn on the figure too, not only in the metadata
+        for sample in ("tumour", "normal"):  # one panel per sample, headed by its name
+            assert any(t.startswith(sample + " (") for t in texts), (name, sample, texts)
+
+
+def test_a_plot_of_many_samples_pools_them_and_its_title_lists_them(finished, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plots", REPO / "workflow" / "scripts" / "plots.py")
+    plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plots)
+    samples = [f"s{n}" for n in range(plots.MAX_PANELS + 1)]
+    tables = [finished.workdir / "results" / "cgi" / "tumour.alterations.tsv"] * len(samples)
+    plots.bar_plot(samples, tables, "CGI-Oncogenic Summary", tmp_path / "cgi.svg", "CGI summary, {}", "alterations",
+                   "alterations", "CGI is off")
+    title, texts = svg_texts(tmp_path / "cgi.svg")
+    assert title == f"CGI summary, pooled over {len(samples)} samples: " + ", ".join(samples)
+    assert any(t.startswith(f"all {len(samples)} samples (") for t in texts)
+
+
+def provenance_rows(path: Path) -> tuple[list[str], list[dict]]:
+    import html.parser
+
+    class Cells(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+    cells = Cells()
+    cells.feed(path.read_text())
+    header, *body = cells.rows
+    return header, [dict(zip(header, row)) for row in body]
+
+
+def test_the_provenance_table_names_the_sample_and_the_file_of_every_output(finished):
+    header, rows = provenance_rows(finished.workdir / "results" / "report" / "provenance.html")
+    assert header[:5] == ["sample", "service", "operation", "output", "file"]
+    for sample in ("tumour", "normal"):
+        files = {row["file"] for row in rows if row["sample"] == sample}
+        for made in (f"results/bravo/{sample}.bravo.tsv", f"results/opencravat/{sample}.receipt.json",
+                     f"results/opencravat/{sample}.variant.tsv", f"results/cgi/{sample}.receipt.json",
+                     f"results/cgi/{sample}.status.json", f"results/cgi/{sample}.alterations.tsv",
+                     f"results/{sample}.annotated.vcf.gz", f"results/{sample}.annotated.tsv"):
+            assert made in files, (sample, made)
+    by_file = {row["file"]: row for row in rows}
+    assert by_file["results/cgi/tumour.alterations.tsv"]["output"] == "alterations"
+    assert by_file["results/cgi/tumour.alterations.tsv"]["operation"] == "download"
+    assert by_file["results/opencravat/normal.receipt.json"]["job"] != ""
+    assert {row["sample"] for row in rows} == {"tumour", "normal"}
+
+
 def test_every_variant_carries_the_emulators_truth(finished):
     for sample in ("tumour", "normal"):
         vcf = finished.workdir / ".test" / "data" / f"{sample}.vcf"

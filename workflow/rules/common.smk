@@ -61,3 +61,23 @@ def final_outputs():
         + sources
         + ["results/report/plots.done"]
     )
+
+
+# the steps that make files for one sample, in the order they run
+SAMPLE_STEPS = [
+    "bravo_frequencies",
+    "opencravat_submit",
+    "opencravat_poll",
+    "opencravat_report",
+    "cgi_submit",
+    "cgi_poll",
+    "cgi_download",
+    "merge_annotations",
+]
+
+
+def sample_products(sample):
+    """Every file the enabled steps make for one sample (the provenance table's rows);
+    called once every rule is defined."""
+    steps = [getattr(rules, name) for name in SAMPLE_STEPS if rules.has(name)]
+    return [path for step in steps for path in expand(list(step.output), sample=sample)]

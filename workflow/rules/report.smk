@@ -42,5 +42,8 @@ rule report_plots:
         "logs/report/plots.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        samples=SAMPLES,
+        products={sample: sample_products(sample) for sample in SAMPLES},
     script:
         "../scripts/plots.py"
