@@ -115,6 +115,11 @@ def run_wrapper(wrapper_file: str, smk=None) -> None:
 
 def execute(call: Call) -> int:
     """Run one call; returns the exit code."""
+    try:
+        _check_log_file(call.log)
+    except UsageError as exc:  # nowhere to log to yet: stderr alone
+        print(f"gensvc {call.service} {call.operation}: {exc}", file=sys.stderr)
+        return exc.exit_code
     with logging_to(call.log):
         previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
         try:
@@ -251,6 +256,18 @@ def _digest(paths):
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_log_file(log_file: str | None) -> None:
+    if not log_file:
+        return
+    try:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"log {log_file} cannot be written ({exc.strerror or exc})",
+                         hint="choose another log path or fix its directory's permissions") from None
 
 
 @contextmanager

@@ -195,3 +195,13 @@ def test_a_dangling_symlinked_output_creates_its_target(tmp_path, env, bravo):
     assert done.returncode == 0, done.stderr
     assert link.is_symlink()
     assert ids_in((store / "new.tsv").read_text()) == truth_ids()
+
+
+def test_a_log_that_cannot_be_written_fails_in_one_line_before_any_request(tmp_path, env, bravo):
+    done = run_gensvc([*REGION, "--output", f"variants={tmp_path / 'r.tsv'}", "--log", "/proc/gensvc-region.log"], env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "/proc/gensvc-region.log" in line
+    assert stats(bravo)["requests"] == 0
+    assert not (tmp_path / "r.tsv").exists()
