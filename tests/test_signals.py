@@ -1,13 +1,22 @@
 """A run stopped by a signal: the conventional exit code (128 + the signal), no output left."""
 
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import add_fault
+import pytest
 
+from conftest import add_fault, run_gensvc
+from gensvc.emulators.server import start_emulator
+
+VCF = (
+    "##fileformat=VCFv4.2\n"
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    "chr7\t140753336\t.\tA\tT\t.\tPASS\t.\n"
+)
 REGION = ["bravo", "region", "--chrom", "22", "--start", "30000000", "--end", "30600000"]
 
 
@@ -56,3 +65,42 @@ def test_sigint_mid_request_still_exits_130_and_leaves_no_output(tmp_path, env, 
     assert "interrupted" in log.read_text()
     assert not out.exists()
     assert left_in(out.parent) == []
+
+
+@pytest.fixture(scope="module")
+def opencravat():
+    with start_emulator("opencravat", time_scale=0.05) as emulator:
+        yield emulator
+
+
+def test_sigterm_after_one_report_of_two_was_downloaded_leaves_neither(tmp_path, env, opencravat):
+    env = env | {"GENSVC_OPENCRAVAT_URL": opencravat.url, "GENSVC_OPENCRAVAT_BACKOFF": "0.05"}
+    vcf = tmp_path / "in.vcf"
+    vcf.write_text(VCF)
+    receipt, status = tmp_path / "receipt.json", tmp_path / "status.json"
+    done = run_gensvc(["opencravat", "submit", "--input", f"files={vcf}", "--reports", "tsv", "--output", f"receipt={receipt}"], env)
+    assert done.returncode == 0, done.stderr
+    done = run_gensvc(["opencravat", "poll", "--input", f"receipt={receipt}", "--output", f"status={status}",
+                       "--first-wait", "0.2", "--max-wait", "0.5", "--timeout", "120"], env)
+    assert done.returncode == 0, done.stderr
+    add_fault(opencravat, path="*/reports/vcf", method="GET", kind="delay", seconds=60, count=1)
+    out, log = tmp_path / "reports", tmp_path / "report.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gensvc.cli", "opencravat", "report", "--input", f"receipt={receipt}",
+         "--output", f"tsv={out / 'r.tsv'}", "--output", f"vcf={out / 'r.vcf'}", "--log", str(log)],
+        env=env | {"GENSVC_LOG_LEVEL": "DEBUG", "GENSVC_OPENCRAVAT_READ_TIMEOUT": "120"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for _ in range(600):  # until the vcf report's download is under way, the tsv one done
+            if log.exists() and re.search(r"GET \S+/reports/vcf headers", log.read_text()):
+                break
+            time.sleep(0.05)
+        staged = left_in(out)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert any("partial" in name for name in staged), staged  # a half-done run was there to clean up
+    assert process.returncode == 143, stderr
+    assert left_in(out) == []
