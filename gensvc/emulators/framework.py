@@ -17,11 +17,18 @@ A fault is a JSON object:
      "status": 503, "headers": {...}, "body": <JSON or string>,
      "count": N (the next N requests it fires on, then it expires; forever if absent),
      "rate": 0.2 (probability of firing; deterministic, seeded), "seconds": 2 (delay),
-     "after": true (delay only: sleep after the answer is built, before it is sent)}
+     "after": true (delay only: sleep after the answer is built, before it is sent),
+     "processed": true (status and drop only: the service handles the request first)}
 
 - `status`: answer at once with `status`, `headers` and `body` (JSON-encoded unless a
   string; default `{"error": "injected fault"}`).
 - `drop`: close the connection without any HTTP response.
+- `status` or `drop` with `"processed": true`: the service handles the request first, and
+  its effect stands (a POST has made its job, visible to later requests), then the fault
+  answers in its place: a gateway's 502/504 after the backend acted, a crash after the
+  write, a connection lost on the way back. The client cannot tell from the answer
+  whether anything happened (what makes a submission look for its job before sending it
+  again). Without it, a status or drop fault answers before the service sees the request.
 - `truncate`: the real response's status, headers and Content-Length, but half its body,
   then the connection closes.
 - `delay`: sleep `seconds` (never time-scaled), then go on; delays add up and may precede
@@ -59,7 +66,7 @@ ENVIRON_FAULTS = "gensvc.emulator.faults"
 
 STANDARD_FAULT_KINDS = ("status", "drop", "truncate", "delay")
 _STANDARD_KEYS = {"path", "method", "kind", "status", "headers", "body", "count", "rate", "seconds",
-                  "after"}
+                  "after", "processed"}
 DEFAULT_FAULT_BODY = {"error": "injected fault"}
 
 
@@ -126,6 +133,7 @@ class Fault:
     rate: float = 1.0
     seconds: float = 0.0
     after: bool = False  # delay: sleep after the answer is built, before it is sent
+    processed: bool = False  # status/drop: the service acts first, then the fault answers
     options: dict[str, Any] = field(default_factory=dict)  # service-specific keys
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -145,6 +153,8 @@ class Fault:
             out["seconds"] = self.seconds
             if self.after:
                 out["after"] = True
+        if self.processed:
+            out["processed"] = True
         if self.count is not None:
             out["count"] = self.count  # what is left
         out["rate"] = self.rate
@@ -190,6 +200,12 @@ def parse_fault(spec: dict, service_kinds: Iterable[str] = (), ordinal: int = 0,
         raise FaultSpecError("fault after must be true or false")
     if after and kind != "delay":
         raise FaultSpecError("fault after applies only to delay faults")
+    processed = spec.get("processed", False)
+    if not isinstance(processed, bool):
+        raise FaultSpecError("fault processed must be true or false")
+    if processed and kind not in ("status", "drop"):
+        raise FaultSpecError("fault processed applies only to status and drop faults "
+                             "(a truncate fault always lets the service act)")
     return Fault(
         kind=kind,
         path=path,
@@ -201,6 +217,7 @@ def parse_fault(spec: dict, service_kinds: Iterable[str] = (), ordinal: int = 0,
         rate=float(rate),
         seconds=float(seconds),
         after=after,
+        processed=processed,
         options={key: spec[key] for key in unknown},
         # One generator per fault, seeded by its place: same requests, same outcomes.
         rng=random.Random(f"gensvc-fault:{seed}:{ordinal}"),
@@ -351,6 +368,8 @@ class EmulatorApp:
             if pause:
                 return self._serve_after(environ, start_response, path, pause)
             return self._serve(environ, start_response, path)
+        if fault.processed:
+            self._run_buffered(environ, path, record=False)  # acted on; the client never hears
         if fault.kind == "status":
             self.stats.record(path, str(fault.status))
             time.sleep(pause)
@@ -382,8 +401,9 @@ class EmulatorApp:
             headers["Content-Type"] = mimetype
         return Response(text, status=fault.status, headers=headers)
 
-    def _run_buffered(self, environ: dict, path: str) -> tuple[str, list, bytes]:
-        """Run the service app to the end: its status, headers and whole body."""
+    def _run_buffered(self, environ: dict, path: str, record: bool = True) -> tuple[str, list, bytes]:
+        """Run the service app to the end: its status, headers and whole body (counted
+        unless a fault answers in its place)."""
         captured: dict[str, Any] = {}
         written: list[bytes] = []
 
@@ -398,7 +418,8 @@ class EmulatorApp:
             if hasattr(result, "close"):
                 result.close()
         status = captured["status"]
-        self.stats.record(path, status.split(None, 1)[0])
+        if record:
+            self.stats.record(path, status.split(None, 1)[0])
         return status, captured["headers"], body
 
     def _serve_after(self, environ: dict, start_response: Callable, path: str,

@@ -216,6 +216,31 @@ def test_delay_after_with_truncate():
         server.server_close()
 
 
+@pytest.mark.parametrize("kind", ["status", "drop"])
+def test_a_processed_fault_lets_the_service_act_then_fails_the_answer(kind):
+    # a gateway's 502 or a lost connection after the backend stored the request
+    server, thread, wrapped, created = _serve_counter_app([
+        {"path": "/items", "method": "POST", "kind": kind, "status": 502, "processed": True, "count": 1},
+        {"path": "/items", "method": "POST", "kind": kind, "status": 500, "count": 1}])
+    url = f"http://127.0.0.1:{server.port}/items"
+    try:
+        assert wrapped.faults.active()[0]["processed"] is True
+        for _ in range(2):
+            if kind == "status":
+                assert requests.post(url, timeout=10).status_code in (502, 500)
+            else:
+                with pytest.raises(requests.ConnectionError):
+                    requests.post(url, timeout=10)
+        # the first acted, the second (not processed) did not
+        assert requests.get(url, timeout=5).json() == {"count": 1}
+        seen = {"status": {"502": 1, "500": 1, "200": 1}, "drop": {"drop": 2, "200": 1}}[kind]
+        assert wrapped.stats.snapshot()["by_status"] == seen  # what the client saw, once each
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
 def test_method_and_path_matching(emulator):
     add_faults(emulator, [{"path": "*/gene", "method": "POST", "kind": "status", "status": 500},
                           {"path": "/other/*", "kind": "status", "status": 500}])
@@ -257,6 +282,8 @@ def test_faults_never_touch_the_control_api(emulator):
     {"kind": "status", "coutn": 1},
     {"kind": "delay", "after": "yes"},
     {"kind": "status", "after": True},
+    {"kind": "status", "processed": "yes"},
+    {"kind": "truncate", "processed": True},
     [{"kind": "drop"}, "not an object"],
 ])
 def test_invalid_faults_are_rejected(emulator, fault):
