@@ -5,6 +5,12 @@ timeouts, a shared rate limiter, bounded retries (429, 500, 502, 503, 504 and
 connection errors only) with full-jitter exponential backoff under a total
 deadline, ``Retry-After`` and ``X-RateLimit-Reset`` honoured, TLS verification
 on, and debug logs with secrets redacted.
+
+A request that is not safe to repeat (POST) is sent again only when it provably
+was not taken: 429, 503, or no connection made. Any other failure after it was
+sent raises ``OutcomeUnknown``; the caller that can look up what happened decides
+(``gensvc.core.receipts`` does, for submissions). ``session.budget()`` makes the
+requests of one operation step share one budget of attempts and one deadline.
 """
 
 from __future__ import annotations
@@ -35,11 +41,25 @@ from gensvc.errors import ServiceUnavailable
 log = logging.getLogger("gensvc.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# the server says it did not take the request: safe to send again, whatever the method
+NOT_TAKEN_STATUSES = frozenset({429, 503})
 USER_AGENT = f"gensvc/{gensvc.__version__}"
 
 
 class DeadlineExceeded(Exception):
     pass
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """A request that is not safe to repeat (a POST) failed after it was sent: another
+    5xx than 429/503, a connection lost, no answer in time. The server may have acted
+    on it, so the session does not send it again; the attempt is spent. A caller that
+    can find out what happened (a submission looks its job up) waits with
+    ``session.wait_after(budget, error)`` and decides; anyone else sees exit 5."""
+
+    def __init__(self, what, *, where, hint, request, response=None, error=None):
+        super().__init__(what, where=where, hint=hint)
+        self.request, self.response, self.error = request, response, error
 
 
 class ServiceRetry(Retry):
@@ -177,6 +197,7 @@ class ServiceSession(requests.Session):
         ours = kwargs.get("timeout") is None
         stream = kwargs.get("stream", False)
         budget = getattr(self._budgets, "active", None) or RetryBudget(self.new_retry())
+        repeatable = request.method.upper() in budget.retry.allowed_methods
         while True:
             if ours:
                 kwargs["timeout"] = self._attempt_timeout(budget.retry)
@@ -190,15 +211,15 @@ class ServiceSession(requests.Session):
                     response.content  # a body cut short raises here, inside the retry loop
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
+                if not repeatable and not _never_reached_server(exc):
+                    raise self._outcome_unknown(budget, request, error=exc)
                 self.next_attempt(budget, request, error=exc)
                 continue
             self._log_response(request, response)
-            if (
-                response.status_code not in RETRY_STATUSES
-                or not budget.retry.is_retry(request.method, response.status_code)
-                or (self.is_final is not None and self.is_final(response))
-            ):
+            if response.status_code not in RETRY_STATUSES or (self.is_final is not None and self.is_final(response)):
                 return response
+            if not repeatable and response.status_code not in NOT_TAKEN_STATUSES:
+                raise self._outcome_unknown(budget, request, response=response)
             self.next_attempt(budget, request, response=response)
 
     def _attempt_timeout(self, retry: ServiceRetry) -> tuple[float, float]:
@@ -213,13 +234,37 @@ class ServiceSession(requests.Session):
     def next_attempt(self, budget: RetryBudget, request, *, response=None, error=None) -> None:
         """Spend one failed attempt from ``budget`` and wait before the next, or raise
         ServiceUnavailable when none is left."""
+        self._spend(budget, request, response, error)
+        self._wait(budget, request, response, error)
+
+    def wait_after(self, budget: RetryBudget, unknown: OutcomeUnknown) -> None:
+        """Wait as before a retry after ``unknown`` (its attempt already spent), or raise
+        ServiceUnavailable if that would pass the deadline."""
+        self._wait(budget, unknown.request, unknown.response, unknown.error, uncertain=True)
+
+    def _outcome_unknown(self, budget: RetryBudget, request, *, response=None, error=None) -> OutcomeUnknown:
+        self._spend(budget, request, response, error, uncertain=True)
+        plain = self._unavailable(request, budget.retry.started_at, response, error, None)
+        return OutcomeUnknown(plain.what, where=plain.where, hint=plain.hint, request=request, response=response,
+                              error=error)
+
+    def _spend(self, budget: RetryBudget, request, response, error, uncertain: bool = False) -> None:
         raw = response.raw if response is not None else None
         if response is not None:
             response.close()
         retry = budget.retry
+        # an unknown outcome is counted like any failure, whatever the method (Retry
+        # itself refuses to count a read error on a POST)
+        cause = None if uncertain else _as_urllib3_error(error)
         try:
-            retry = budget.retry = retry.increment(request.method, request.url, response=raw,
-                                                   error=_as_urllib3_error(error))
+            budget.retry = retry.increment(request.method, request.url, response=raw, error=cause)
+        except (MaxRetryError, ProtocolError, ConnectTimeoutError) as stop:
+            raise self._unavailable(request, retry.started_at, response, error, stop, uncertain=uncertain) from None
+
+    def _wait(self, budget: RetryBudget, request, response, error, uncertain: bool = False) -> None:
+        retry = budget.retry
+        raw = response.raw if response is not None else None
+        try:
             if self._window_is_full(retry, response):
                 # no hint of when to come back: treat the shared window as used up,
                 # so this and every other process waits for it to pass
@@ -227,8 +272,8 @@ class ServiceSession(requests.Session):
                 self.limiter.fill()
             else:
                 retry.sleep(raw)
-        except (MaxRetryError, ProtocolError, ConnectTimeoutError, DeadlineExceeded) as stop:
-            raise self._unavailable(request, retry.started_at, response, error, stop) from None
+        except DeadlineExceeded as stop:
+            raise self._unavailable(request, retry.started_at, response, error, stop, uncertain=uncertain) from None
 
     def _window_is_full(self, retry, response) -> bool:
         return (
@@ -238,7 +283,7 @@ class ServiceSession(requests.Session):
             and not retry.get_retry_after(response.raw)
         )
 
-    def _unavailable(self, request, started, response, error, stop) -> ServiceUnavailable:
+    def _unavailable(self, request, started, response, error, stop, *, uncertain=False) -> ServiceUnavailable:
         url = redact(request.url.split("?")[0])
         what = f"HTTP {response.status_code}" if response is not None else _describe(error)
         spent = time.monotonic() - started
@@ -258,6 +303,8 @@ class ServiceSession(requests.Session):
             hint += f" / GENSVC_{key}_READ_TIMEOUT"
         if error is not None and _never_reached_server(error):  # often a wrong URL, not a busy service
             hint = f"check GENSVC_{key}_URL (or the url param) names a server that is up; then {hint}"
+        if uncertain and stop is not None:
+            hint = f"the server may have acted on the last attempt; {hint}"
         return ServiceUnavailable(f"{self.service} {request.method} failed: {what}, {reason}", where=url, hint=hint)
 
     def _log_request(self, request) -> None:

@@ -4,7 +4,9 @@ An idempotency key (sha256 of service, base URL, operation, canonical params
 and input digests) names a submission. A journal entry under the state dir is
 written before the request and completed after it; the key travels with the
 job (its note, title or name), so a rerun after a crash finds the job — in the
-journal, or in the server's own job list — instead of submitting it again.
+journal, or in the server's own job list — instead of submitting it again. The
+same tag makes a submission safe to retry: when its answer is lost, the job is
+looked up before the submission is sent again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Callable
 from filelock import FileLock
 
 import gensvc
+from gensvc.core.http import OutcomeUnknown
 from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
 from gensvc.errors import UsageError
 
@@ -106,14 +109,19 @@ def submit_once(
     key: str,
     request: dict,
     *,
+    session,
     find_existing: Callable[[str], str | None],
     submit: Callable[[], str],
     reusable: Callable[[str], bool] = lambda job_id: True,
+    find_sent: Callable[[str], str | None] | None = None,
 ) -> tuple[str, bool]:
     """The job for ``key``: found again if it was submitted before, else submitted now.
 
     A job the journal remembers is reused unless ``reusable`` says it failed or
-    is gone, so a rerun after a failure submits afresh. Returns (job_id, reused).
+    is gone, so a rerun after a failure submits afresh. ``find_existing`` finds a
+    reusable job carrying the key's tag on the server; ``find_sent`` (default: the
+    same) any job carrying it, failed or not: what a lost answer may have made.
+    The submission is retried as ``send_submission`` says. Returns (job_id, reused).
     """
     journal = Journal(settings.state_dir, settings.service)
     with journal.lock(key):
@@ -131,10 +139,39 @@ def submit_once(
             return existing, True
         journal.begin(key, request)
         spacing = SharedRateLimiter(SUBMISSION_SPACING, host_lock_dir(), f"{settings.service}-submit", settings.url)
-        spacing.acquire()
-        job_id = submit()
+
+        def spaced_submit() -> str:
+            spacing.acquire()  # every attempt: a resubmission must not share a second-resolution id
+            return submit()
+
+        job_id, _ = send_submission(session, spaced_submit, lambda: (find_sent or find_existing)(key))
         journal.complete(key, job_id)
         return job_id, False
+
+
+def send_submission(session, submit: Callable[[], str], find_sent: Callable[[], str | None]) -> tuple[str, bool]:
+    """Submit, retrying without ever making two jobs; one budget of attempts and one
+    deadline (the session's) for every request in it. Returns (job_id, found).
+
+    The session itself sends a submission again after 429/503 or when no connection
+    was made: the server did not take it. After any other 5xx, a connection lost
+    after sending or no answer in time, the server may have made the job: wait as
+    before a retry, look for it by its tag (``find_sent``), and submit again only if
+    it is not there; ``found`` says the job came from that look-up.
+    """
+    with session.budget() as budget:
+        while True:
+            try:
+                return submit(), False
+            except OutcomeUnknown as unknown:
+                log.info("the submission's answer was lost (%s); looking for its job before sending it again",
+                         unknown.what)
+                session.wait_after(budget, unknown)
+            job_id = find_sent()
+            if job_id:
+                log.info("the submission went through after all: job %s; not sending it again", job_id)
+                return job_id, True
+            log.info("no job carries this submission's tag; sending it again")
 
 
 def host_lock_dir() -> Path:

@@ -129,10 +129,11 @@ class CgiClient:
                 return False
             raise
 
-    def find_job_with(self, tag: str) -> str | None:
+    def find_job_with(self, tag: str, failed_too: bool = False) -> str | None:
+        """A job whose title carries ``tag``, unless it failed (or a failed one too)."""
         for job_id in self.job_ids():
             info = self.info(job_id)
-            if tag in str((info.get("metadata") or {}).get("title", "")) and info.get("status") != "Error":
+            if tag in str((info.get("metadata") or {}).get("title", "")) and (failed_too or info.get("status") != "Error"):
                 return job_id
         return None
 
@@ -288,8 +289,9 @@ def submit(step, *, cancer_type, title="", reference=AUTO) -> dict:
     client = CgiClient(step)
     data = {"cancer_type": cancer_type, "title": f"{title} {key_tag(key)}".strip(), "reference": genome}
     job_id, reused = submit_once(
-        step.settings, key, request,
+        step.settings, key, request, session=step.session,
         find_existing=lambda k: client.find_job_with(key_tag(k)),
+        find_sent=lambda k: client.find_job_with(key_tag(k), failed_too=True),
         submit=lambda: client.submit(files, data),
         reusable=lambda job_id: _still_there(client, job_id),
     )

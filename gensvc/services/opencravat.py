@@ -147,10 +147,10 @@ class OpenCravatClient:
         except (RequestRejected, ServiceUnavailable, GensvcError):
             return None
 
-    def find_job_with(self, tag: str, recent: int = 50) -> str | None:
-        """A live or finished job whose note carries ``tag``."""
+    def find_job_with(self, tag: str, recent: int = 50, failed_too: bool = False) -> str | None:
+        """A live or finished job whose note carries ``tag`` (or a failed one too)."""
         for job in self.jobs(self.job_ids()[:recent]):
-            if tag in str(job.get("note", "")) and job.get("status") not in FAILED:
+            if tag in str(job.get("note", "")) and (failed_too or job.get("status") not in FAILED):
                 return job["id"]
         return None
 
@@ -253,8 +253,9 @@ def submit(step, *, annotators=(), reports=("tsv",), assembly=AUTO, input_format
         if input_format:
             options["forcedinputformat"] = input_format
         job_id, reused = submit_once(
-            step.settings, key, request,
+            step.settings, key, request, session=step.session,
             find_existing=lambda k: client.find_job_with(key_tag(k)),
+            find_sent=lambda k: client.find_job_with(key_tag(k), failed_too=True),
             submit=lambda: client.submit(uploads, options),
             reusable=lambda job_id: (client.jobs([job_id]) or [{}])[0].get("status") not in FAILED,
         )
