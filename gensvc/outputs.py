@@ -166,13 +166,17 @@ def staged_outputs(plans: list[Output]):
 
 
 def _copy_into_stream(source: str, plan: Output) -> None:
-    with open(source, "rb") as data:
-        if plan.descriptor is not None:
-            with open(plan.descriptor, "wb", closefd=False) as sink:
-                shutil.copyfileobj(data, sink, 1 << 20)
-        else:
-            with open(plan.path, "wb") as sink:  # a FIFO waits here for its reader
-                shutil.copyfileobj(data, sink, 1 << 20)
+    try:
+        with open(source, "rb") as data:
+            if plan.descriptor is not None:
+                with open(plan.descriptor, "wb", closefd=False) as sink:
+                    shutil.copyfileobj(data, sink, 1 << 20)
+            else:
+                with open(plan.path, "wb") as sink:  # a FIFO waits here for its reader
+                    shutil.copyfileobj(data, sink, 1 << 20)
+    except BrokenPipeError:
+        raise UsageError(f"output {plan.name} {plan.path}: its reader stopped reading before the end; the output is incomplete",
+                         hint="let the reader take the whole output, or write it to a file") from None
 
 
 def _release_reader(path: str) -> None:

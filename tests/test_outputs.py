@@ -3,6 +3,8 @@ an output that cannot be written refused before anything is sent."""
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -205,3 +207,14 @@ def test_a_log_that_cannot_be_written_fails_in_one_line_before_any_request(tmp_p
     assert "/proc/gensvc-region.log" in line
     assert stats(bravo)["requests"] == 0
     assert not (tmp_path / "r.tsv").exists()
+
+
+def test_dash_read_only_in_part_ends_in_one_line_saying_the_output_is_incomplete(tmp_path, env, bravo):
+    process = subprocess.Popen([sys.executable, "-m", "gensvc.cli", *REGION, "--format", "tsv", "--output", "variants=-"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(100).startswith(b"variant_id")  # far less than the output (> a pipe's 64 KiB)
+    process.stdout.close()  # as `| head` does
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 2
+    [line] = stderr.strip().splitlines()
+    assert "output variants -" in line and "incomplete" in line
