@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import add_fault, run_gensvc
 from gensvc.emulators.server import start_emulator
@@ -104,3 +105,33 @@ def test_sigterm_after_one_report_of_two_was_downloaded_leaves_neither(tmp_path,
     assert any("partial" in name for name in staged), staged  # a half-done run was there to clean up
     assert process.returncode == 143, stderr
     assert left_in(out) == []
+
+
+def test_sigterm_during_live_annotation_sends_none_of_the_queued_requests(tmp_path, env, opencravat):
+    requests.delete(f"{opencravat.root}/_emulator/stats", timeout=5)
+    env = env | {"GENSVC_OPENCRAVAT_URL": opencravat.url, "GENSVC_OPENCRAVAT_READ_TIMEOUT": "120"}
+    vcf = tmp_path / "many.vcf"
+    vcf.write_text(VCF.splitlines(True)[0] + "##contig=<ID=chr7,length=159345973>\n" + "".join(VCF.splitlines(True)[1:2])
+                   + "".join(f"chr7\t{140753336 + i}\t.\tA\tT\t.\tPASS\t.\n" for i in range(40)))
+    add_fault(opencravat, path="*/annotate", kind="delay", seconds=2)
+    log = tmp_path / "annotate.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gensvc.cli", "opencravat", "annotate", "--input", f"vcf={vcf}", "--concurrency", "2",
+         "--output", f"annotations={tmp_path / 'a.jsonl'}", "--log", str(log)],
+        env=env | {"GENSVC_LOG_LEVEL": "DEBUG"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for _ in range(600):
+            if log.exists() and "submit/annotate" in log.read_text():
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        requests.delete(f"{opencravat.root}/_emulator/faults", timeout=5)
+    assert process.returncode == 143, stderr
+    assert not (tmp_path / "a.jsonl").exists()
+    # only the requests already under way when the signal came (2 at a time): 40 were queued
+    sent = [line for line in log.read_text().splitlines() if "GET http" in line and "/submit/annotate?" in line and "->" not in line]
+    assert 1 <= len(sent) <= 4
