@@ -52,3 +52,11 @@ class ServiceUnavailable(GensvcError):
     """The service stayed unavailable through every retry, or the deadline passed."""
 
     exit_code = 5
+
+
+class UnexpectedAnswer(GensvcError):
+    """The service answered what it never sends: not JSON where JSON belongs, a wrong
+    shape, a job id that is not one. Not waited out like an outage: such an answer
+    usually means the URL points at something else (a web page, a proxy)."""
+
+    exit_code = 5

@@ -25,6 +25,7 @@ from filelock import FileLock
 
 import gensvc
 from gensvc.core.http import OutcomeUnknown
+from gensvc.core.jobids import is_job_id, shown
 from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
 from gensvc.errors import UsageError
 
@@ -210,6 +211,11 @@ def read_receipt(path: str, service: str) -> dict:
         receipt = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read receipt {path}: {exc}", hint=f"give the receipt written by `{service} submit`") from None
+    job_id = receipt.get("job_id") if isinstance(receipt, dict) else None
+    if isinstance(job_id, str) and not is_job_id(job_id):
+        # said before the schema's own wording; it goes into URLs and file names
+        raise UsageError(f"receipt {path} holds the job id {shown(job_id)}, which is not a job id",
+                         hint=f"give the receipt written by `{service} submit`, unchanged")
     schema = yaml.safe_load((SCHEMA_DIR / "receipt.yaml").read_text())
     try:
         jsonschema.validate(receipt, schema)
