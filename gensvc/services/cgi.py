@@ -16,7 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from gensvc import schema
+from gensvc.core.answers import body_summary, json_body, unexpected_shape
 from gensvc.core.download import ZipLimits, download, extract_members
+from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
 from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
@@ -68,13 +70,14 @@ class CgiClient:
     def url(self, job_id: str = "") -> str:
         return f"{self.base}/{job_id}" if job_id else self.base
 
-    def call(self, method: str, job_id: str = "", **kwargs):
+    def call(self, method: str, job_id: str = "", *, json_answer: bool = True, **kwargs):
+        """One request; its JSON (UnexpectedAnswer if it is not JSON), or with
+        ``json_answer=False`` whatever body came (DELETE's is undocumented)."""
         response = self.session.request(method, self.url(job_id), **kwargs)
         check_answer(response)
-        try:
-            return response.json()
-        except ValueError:
+        if not json_answer:
             return response.text
+        return json_body(response, "cgi")
 
     def submit(self, files: dict[str, str], data: dict) -> str:
         with ExitStack() as stack:
@@ -85,9 +88,7 @@ class CgiClient:
                 if "maximum number of jobs" in str(exc):
                     raise self._quota_error(exc) from None
                 raise
-        if not isinstance(job_id, str) or not job_id:
-            raise GensvcError(f"cgi accepted the job but sent no id: {str(job_id)[:200]}", where=self.base)
-        return job_id
+        return server_job_id(job_id, service="cgi", where=self.base)
 
     def _quota_error(self, exc) -> RequestRejected:
         try:
@@ -102,27 +103,35 @@ class CgiClient:
         )
 
     def job_ids(self) -> list[str]:
+        """The account's job ids, each checked before it goes into a URL."""
         answer = self.call("GET")
         if isinstance(answer, dict):  # one client reading saw a dict keyed by job
-            return list(answer)
-        return list(answer or [])
+            answer = list(answer)
+        if not isinstance(answer, list):
+            raise unexpected_shape("cgi", "the list of job ids", answer, self.base)
+        return [server_job_id(job_id, service="cgi", where=self.base) for job_id in answer]
 
     def info(self, job_id: str) -> dict:
         """A job's status and metadata; the account's email is masked, as it is a credential."""
         info = self.call("GET", job_id)
-        metadata = info.get("metadata") if isinstance(info, dict) else None
+        if not isinstance(info, dict) or not isinstance(info.get("status", ""), str):
+            raise unexpected_shape("cgi", "a job's status and metadata", info, self.url(job_id))
+        metadata = info.get("metadata")
         if isinstance(metadata, dict) and "user" in metadata:
             metadata["user"] = "***"
         return info
 
     def logs(self, job_id: str) -> list[str]:
         answer = self.call("GET", job_id, params={"action": "logs"})
-        return answer.get("logs", []) if isinstance(answer, dict) else []
+        logs = answer.get("logs", []) if isinstance(answer, dict) else None
+        if not isinstance(logs, list):
+            raise unexpected_shape("cgi", "a job's logs", answer, self.url(job_id))
+        return [str(line) for line in logs]
 
     def delete(self, job_id: str) -> bool:
         """True if deleted now, False if it was already gone."""
         try:
-            self.call("DELETE", job_id)
+            self.call("DELETE", job_id, json_answer=False)
             return True
         except RequestRejected as exc:
             if getattr(exc, "status", None) == 404:
@@ -133,7 +142,8 @@ class CgiClient:
         """A job whose title carries ``tag``, unless it failed (or a failed one too)."""
         for job_id in self.job_ids():
             info = self.info(job_id)
-            if tag in str((info.get("metadata") or {}).get("title", "")) and (failed_too or info.get("status") != "Error"):
+            metadata = info.get("metadata") if isinstance(info.get("metadata"), dict) else {}
+            if tag in str(metadata.get("title", "")) and (failed_too or info.get("status") != "Error"):
                 return job_id
         return None
 
@@ -147,7 +157,7 @@ def check_answer(response) -> None:
     except ValueError:
         body = None
     message = body.get("message") if isinstance(body, dict) else None
-    message = message or (body if isinstance(body, str) else response.text[:200])
+    message = message or (body if isinstance(body, str) else body_summary(response))
     status = response.status_code
     if status == 401 or (status == 403 and "maximum number of jobs" not in str(message)):
         raise AuthError(f"cgi refused the credentials (HTTP {status}: {message})", where=where,
@@ -321,7 +331,10 @@ def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
                                  what=f"cgi job {job_id}", where=client.url(job_id))
     if state.status != "Done":
-        tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
+        try:
+            tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
+        except GensvcError as exc:  # the job failed whatever its logs say
+            tail = [f"(logs unavailable: {exc.what})"]
         raise JobFailed(f"cgi job {job_id} ended {state.status}: {' | '.join(tail) or '(no logs)'}",
                         where=client.url(job_id), hint="fix the input named in the log and submit again")
     write_json(step.output["status"], {"service": "cgi", "job_id": job_id, "status": state.status,
@@ -335,7 +348,7 @@ def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0)
     job_id = receipt["job_id"]
     wanted = {member: step.output[name] for name, member in RESULT_MEMBERS.items() if name in step.output}
     with tempfile.TemporaryDirectory(prefix="gensvc-cgi-") as workdir:
-        zip_path = step.output.get("zip") or str(Path(workdir) / f"{job_id}.zip")
+        zip_path = step.output.get("zip") or str(Path(workdir) / "results.zip")  # no name from a server's string
         got = download(step.session, client.url(job_id) + "?action=download", zip_path, check_response=check_answer)
         sizes = extract_members(zip_path, wanted, ZipLimits(max_files, max_bytes, max_ratio))
     summary = _summary_versions(step.output.get("summary"))
