@@ -23,7 +23,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urljoin
 
+from gensvc.core.answers import json_body, unexpected_shape
 from gensvc.core.download import download
+from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import is_gzipped, open_binary
 from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
@@ -35,7 +37,7 @@ from gensvc.core.receipts import (
     submit_once,
     write_json,
 )
-from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
 
 log = logging.getLogger("gensvc.opencravat")
@@ -85,17 +87,18 @@ class OpenCravatClient:
             return False  # an older server that cannot say: try without a login
         return isinstance(mode, dict) and bool(mode.get("servermode"))
 
-    def call(self, method: str, path: str, **kwargs):
-        """One request; the JSON answer, or raise a GensvcError that says what the server said."""
+    def call(self, method: str, path: str, *, text: bool = False, **kwargs):
+        """One request; the JSON answer (``text``: the body as text), or raise a GensvcError
+        that says what the server said. An empty body is None; a body that is not JSON
+        where JSON belongs is UnexpectedAnswer."""
         url = self.url(path)
         response = self.session.request(method, url, **kwargs)
         check_answer(response)
         if not response.content:
             return None
-        try:
-            body = response.json()
-        except ValueError:
+        if text:
             return response.text
+        body = json_body(response, "opencravat")
         if isinstance(body, dict) and body.get("status") == "notloggedin":
             raise AuthError(
                 "opencravat server is in server mode and needs a login",
@@ -113,29 +116,46 @@ class OpenCravatClient:
                 for n, path in enumerate(files)
             }
             answer = self.call("POST", "submit/submit", files=parts, data={"options": json.dumps(options)})
-        if not isinstance(answer, dict) or not answer.get("id"):
-            raise GensvcError(f"opencravat accepted the job but sent no id: {str(answer)[:200]}", where=self.url("submit/submit"))
-        return answer["id"]
+        where = self.url("submit/submit")
+        if not isinstance(answer, dict) or "id" not in answer:
+            raise UnexpectedAnswer(f"opencravat sent no job id for the submission (answered {str(answer)[:120]!r})",
+                                   where=where, hint="check GENSVC_OPENCRAVAT_URL (it must be an `oc gui` server)")
+        return server_job_id(answer["id"], service="opencravat", where=where)
 
     def status(self, job_id: str) -> str | None:
-        body = self.call("GET", f"submit/jobs/{job_id}/status")
-        if isinstance(body, dict):
-            return body.get("status")
-        return body  # null while the server rewrites the status file
+        """The job's status string; None while the server rewrites the status file (it answers null)."""
+        path = f"submit/jobs/{job_id}/status"
+        body = self.call("GET", path)
+        status = body.get("status") if isinstance(body, dict) else body
+        if status is not None and not isinstance(status, str):
+            raise unexpected_shape("opencravat", "a job's status", body, self.url(path))
+        return status
 
     def jobs(self, ids: list[str]) -> list[dict]:
         if not ids:
             return []
-        return self.call("GET", "submit/getjobs", params={"ids": json.dumps(ids)}) or []
+        answer = self.call("GET", "submit/getjobs", params={"ids": json.dumps(ids)}) or []
+        if not isinstance(answer, list) or not all(isinstance(job, dict) for job in answer):
+            raise unexpected_shape("opencravat", "a list of jobs", answer, self.url("submit/getjobs"))
+        return answer
 
     def job_ids(self) -> list[str]:
-        return self.call("GET", "submit/jobs") or []
+        """The user's job ids, each checked before it goes into a URL."""
+        where = self.url("submit/jobs")
+        answer = self.call("GET", "submit/jobs") or []
+        if not isinstance(answer, list):
+            raise unexpected_shape("opencravat", "the list of job ids", answer, where)
+        return [server_job_id(job_id, service="opencravat", where=where) for job_id in answer]
 
     def log_text(self, job_id: str) -> str:
-        return self.call("GET", f"submit/jobs/{job_id}/log") or ""
+        return self.call("GET", f"submit/jobs/{job_id}/log", text=True) or ""
 
     def listed_reports(self, job_id: str) -> list[str]:
-        return self.call("GET", f"submit/jobs/{job_id}/reports") or []
+        path = f"submit/jobs/{job_id}/reports"
+        answer = self.call("GET", path) or []
+        if not isinstance(answer, list):
+            raise unexpected_shape("opencravat", "a list of report types", answer, self.url(path))
+        return [str(kind) for kind in answer]
 
     def create_report(self, job_id: str, kind: str) -> str:
         return self.call("POST", f"submit/jobs/{job_id}/reports/{kind}")
@@ -151,7 +171,7 @@ class OpenCravatClient:
         """A live or finished job whose note carries ``tag`` (or a failed one too)."""
         for job in self.jobs(self.job_ids()[:recent]):
             if tag in str(job.get("note", "")) and (failed_too or job.get("status") not in FAILED):
-                return job["id"]
+                return server_job_id(job.get("id"), service="opencravat", where=self.url("submit/getjobs"))
         return None
 
 
@@ -268,12 +288,7 @@ def submit(step, *, annotators=(), reports=("tsv",), assembly=AUTO, input_format
 def _check_modules(client: OpenCravatClient, request: dict) -> None:
     """Refuse, before submitting, modules the server says it does not have: it would
     otherwise accept the job and leave it at Submitted for ever."""
-    installed = client.installed("annotators")
-    if isinstance(installed, dict):
-        missing = [a for a in request["annotators"] if a not in installed]
-        if missing:
-            raise UsageError(f"annotators not installed on the server: {', '.join(missing)}",
-                             where=client.base, hint=f"installed: {', '.join(sorted(installed)) or 'none'}")
+    _check_annotators(client, request["annotators"])
     valid = client.installed("reports")
     if isinstance(valid, dict) and isinstance(valid.get("valid"), list):
         missing = [r for r in request["reports"] if r not in valid["valid"] and r not in NEVER_LISTED]
@@ -282,21 +297,40 @@ def _check_modules(client: OpenCravatClient, request: dict) -> None:
                              where=client.base, hint=f"valid: {', '.join(valid['valid'])}")
 
 
+def _check_annotators(client: OpenCravatClient, names) -> None:
+    """Refuse annotators the server says it does not have (a job would never start; live
+    annotation would leave them out without a word). A server that will not say is trusted."""
+    installed = client.installed("annotators") if names else None
+    if isinstance(installed, dict):
+        missing = [a for a in names if a not in installed]
+        if missing:
+            raise UsageError(f"annotators not installed on the server: {', '.join(missing)}",
+                             where=client.base, hint=f"installed: {', '.join(sorted(installed)) or 'none'}")
+
+
 def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=60.0) -> dict:
     receipt = read_receipt(step.input["receipt"], "opencravat")
     client = OpenCravatClient(step, receipt["base_url"])
     client.login()
     job_id = receipt["job_id"]
-    submitted_at = time.monotonic()
     where = client.url(f"submit/jobs/{job_id}/status")
+    # /status is never Aborted: a run that died (or never started) keeps its last status
+    # for ever, and only the job list says Aborted. So a status unchanged for
+    # stuck_after seconds, at any stage, is checked against the job list.
+    seen = {"status": None, "since": time.monotonic()}
 
     def check() -> JobState:
         status = client.status(job_id)
         if status is None:
             return JobState("unknown")  # the server is rewriting the status file: ask again
-        if status == "Submitted" and time.monotonic() - submitted_at > stuck_after:
-            return _stuck_job_state(client, job_id, receipt, stuck_after)
-        return JobState(status, finished=status in ("Finished", *FAILED))
+        now = time.monotonic()
+        if status != seen["status"]:
+            seen.update(status=status, since=now)
+        if status in ("Finished", *FAILED):
+            return JobState(status, finished=True)
+        if now - seen["since"] > stuck_after:
+            return _stalled_job_state(client, job_id, receipt, status, now - seen["since"])
+        return JobState(status)
 
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
                                  what=f"opencravat job {job_id}", where=where)
@@ -309,19 +343,29 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
     return {"job_id": job_id, "checks": checks, "versions": {"open_cravat": detail.get("open_cravat_version")}}
 
 
-def _stuck_job_state(client, job_id, receipt, stuck_after) -> JobState:
+def _stalled_job_state(client, job_id, receipt, status, stalled) -> JobState:
+    """The job list's word on a job whose status has not moved for ``stalled`` seconds."""
     job = (client.jobs([job_id]) or [{}])[0]
     if job.get("status") not in FAILED:
-        return JobState("Submitted")  # queued behind other jobs: keep waiting
-    request = receipt["request"]
+        return JobState(status)  # queued behind other jobs, or a long step: keep waiting
+    where = client.url(f"submit/jobs/{job_id}")
+    if status == "Submitted":
+        request = receipt["request"]
+        raise JobFailed(
+            f"opencravat job {job_id} stayed Submitted for over {stalled:.0f} s and the server reports it "
+            f"{job['status']}: it could not start the job with these options "
+            f"(annotators {request.get('annotators')}, reports {request.get('reports')}, "
+            f"assembly {request.get('assembly')}, input format {request.get('input_format') or 'automatic'}); "
+            f"job log: {_log_tail(client, job_id)}",
+            where=where,
+            hint="check that every module and the input format are installed on the server",
+        )
     raise JobFailed(
-        f"opencravat job {job_id} stayed Submitted for over {stuck_after:.0f} s and the server reports it "
-        f"{job['status']}: it could not start the job with these options "
-        f"(annotators {request.get('annotators')}, reports {request.get('reports')}, "
-        f"assembly {request.get('assembly')}, input format {request.get('input_format') or 'automatic'}); "
+        f"opencravat job {job_id} stopped at {status!r} for over {stalled:.0f} s and the server reports it "
+        f"{job['status']}: the run ended without finishing (killed, out of memory, or the server restarted); "
         f"job log: {_log_tail(client, job_id)}",
-        where=client.url(f"submit/jobs/{job_id}"),
-        hint="check that every module and the input format are installed on the server",
+        where=where,
+        hint="submit again with the same inputs (a failed job is not reused); if it stops again, read the server's log",
     )
 
 
@@ -371,13 +415,17 @@ def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), c
                      service="OpenCRAVAT live annotation")
     variants = _variants_to_annotate(step, chrom, pos, ref, alt, max_variants)
     client = OpenCravatClient(step)
+    _check_annotators(client, list(annotators))
     modules = ",".join(annotators)
 
     def one(variant):
         params = dict(zip(("chrom", "pos", "ref_base", "alt_base"), variant[4:]))
         if modules:
             params["annotators"] = modules
-        return client.call("GET", "submit/annotate", params=params)
+        answer = client.call("GET", "submit/annotate", params=params)
+        if not isinstance(answer, dict):
+            raise unexpected_shape("opencravat", "a variant's annotations", answer, client.url("submit/annotate"))
+        return answer
 
     with ThreadPoolExecutor(max_workers=max(1, min(int(concurrency), 16))) as pool:
         answers = list(pool.map(one, variants))
