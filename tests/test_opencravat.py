@@ -205,6 +205,18 @@ def test_unknown_annotator_is_refused_before_submitting(tmp_path, oc_env, vcf, p
     assert peer.job_ids() == before
 
 
+def test_annotate_refuses_an_unknown_annotator_as_submit_does(tmp_path, oc_env, vcf, peer):
+    out = tmp_path / "one.jsonl"
+    done = run_gensvc(["opencravat", "annotate", "--chrom", "chr7", "--pos", "140753336", "--ref", "A", "--alt", "T",
+                       "--annotators", f"{peer.annotator},nosuchmodule", "--output", f"annotations={out}"], oc_env)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "annotators not installed on the server: nosuchmodule" in line and "installed: " in line and peer.annotator in line.split("installed: ")[1]
+    assert not out.exists()
+    if peer.emulator is not None:
+        assert "/submit/annotate" not in stats(peer.emulator)["by_path"]  # refused before any variant was sent
+
+
 @pytest.mark.parametrize("content", [None, "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\nchr1\tnotanumber\t.\tA\tG\n"])
 def test_missing_or_malformed_input_is_refused_before_any_request(tmp_path, oc_env, peer, content):
     path = tmp_path / "bad.vcf"
@@ -296,6 +308,23 @@ def test_failed_job_exits_4_with_its_log(tmp_path, emu_env, vcf, emulated):
     done = poll(tmp_path, emu_env)
     assert done.returncode == 4
     assert f"opencravat job {job} ended Error" in done.stderr
+
+
+def test_job_that_dies_after_it_started_fails_with_exit_4_not_a_timeout(tmp_path, emu_env, vcf, emulated):
+    add_fault(emulated.emulator, path="/submit/submit", kind="job_abort", count=1)
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
+    job = read_json(tmp_path / "receipt.json")["job_id"]
+    started = time.monotonic()
+    done = poll(tmp_path, emu_env, "--stuck-after", "2", "--timeout", "60")
+    assert done.returncode == 4, done.stderr
+    assert time.monotonic() - started < 50
+    [line] = done.stderr.strip().splitlines()
+    # the run died at the gene mapper: /status is frozen there, only the job list says Aborted
+    assert f"opencravat job {job} stopped at 'Started" in line and "(hg38)'" in line and "Aborted" in line
+    assert "job log:" in line and not (tmp_path / "status.json").exists()
+    # a new submission with the same inputs does not reuse the failed job
+    assert submit(tmp_path, emu_env, vcf, emulated, receipt="again.json").returncode == 0
+    assert read_json(tmp_path / "again.json")["job_id"] != job
 
 
 # ---- server mode: credentials ---------------------------------------------------------
