@@ -18,7 +18,8 @@ from gensvc.settings import FOREIGN_ENV, SECRETS, SERVICES
 
 EXIT_CODES = """exit codes: 0 done; 2 bad call, input or config (nothing was sent);
 3 authentication or authorisation; 4 the remote job failed;
-5 the service stayed unavailable through every retry or the deadline passed;
+5 the service stayed unavailable through every retry, the deadline passed, or it
+answered what it never sends (not JSON, a job id that is not one);
 130 interrupted (SIGINT); 143 terminated (SIGTERM)"""
 
 
