@@ -212,7 +212,7 @@ class ServiceSession(requests.Session):
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
                 if not repeatable and not _never_reached_server(exc):
-                    raise self._outcome_unknown(budget, request, error=exc)
+                    raise self._outcome_unknown(budget, request, error=exc) from None
                 self.next_attempt(budget, request, error=exc)
                 continue
             self._log_response(request, response)
