@@ -42,3 +42,29 @@ def test_the_genome_build_defaults_are_declared():
         spec = schema.load(service, operation)["properties"]["params"]["properties"][name]
         assert spec["default"] == "auto" and "auto" in spec["enum"]
         assert "hg38" in spec["description"] or "hg19" in spec["description"]  # what auto falls back to
+
+
+def test_the_service_settings_defaults_are_the_ones_settings_yaml_declares():
+    import yaml
+
+    from gensvc import settings
+
+    declared = yaml.safe_load((schema.SCHEMA_DIR / "settings.yaml").read_text())["properties"]
+    for name, (_, default) in settings.SETTINGS.items():
+        assert name in declared, f"setting {name} is not in schemas/settings.yaml"
+        if default is not None:  # url and rate_limit: per service (gensvc.settings.DEFAULT_URLS, ...)
+            assert declared[name].get("default") == default, name
+            assert "default" not in declared[name]["description"], f"{name}: the default is written twice"
+
+
+def test_the_zip_checks_have_no_limits_of_their_own_so_the_schema_defaults_apply():
+    import dataclasses
+
+    from gensvc.core.download import ZipLimits
+
+    for field in dataclasses.fields(ZipLimits):
+        assert field.default is dataclasses.MISSING, f"ZipLimits.{field.name} has a default of its own"
+    params = schema.load("cgi", "download")["properties"]["params"]["properties"]
+    signature = inspect.signature(operation_function("cgi", "download")).parameters
+    assert {name: signature[name].default for name in ("max_files", "max_bytes", "max_ratio")} == \
+        {name: params[name]["default"] for name in ("max_files", "max_bytes", "max_ratio")}

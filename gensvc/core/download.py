@@ -129,12 +129,15 @@ def _disposition_name(response) -> str | None:
 
 @dataclass(frozen=True)
 class ZipLimits:
-    max_files: int = 1000
-    max_total_bytes: int = 4 << 30
-    max_ratio: float = 200.0  # uncompressed / compressed, per member
+    """What an archive may hold. No defaults here: the operation's schema declares them
+    (cgi download's max_files, max_bytes, max_ratio), so there is one value to change."""
+
+    max_files: int
+    max_total_bytes: int
+    max_ratio: float  # uncompressed / compressed, per member
 
 
-def extract_members(zip_path: str, wanted: dict[str, str], limits: ZipLimits = ZipLimits()) -> dict[str, int]:
+def extract_members(zip_path: str, wanted: dict[str, str], limits: ZipLimits) -> dict[str, int]:
     """Copy the members named in ``wanted`` (member name -> destination path) out of
     a zip, after checking the whole archive: no absolute or ``..`` paths, no links,
     and the file count, total size and compression ratio within ``limits``.
