@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         from gensvc.demo import main as demo
 
         return demo(argv[1:])
+    if command == "dev":
+        return _dev(argv[1:])
     if command in _services_with_operations():
         if tuple(argv[:2]) in LOCAL_COMMANDS:
             return LOCAL_COMMANDS[tuple(argv[:2])][0](argv[2:])
@@ -83,6 +85,16 @@ def _cancer_types(argv: list[str]) -> int:
 
 # (service, command) -> (function of argv, its line in `gensvc list`): local commands that send nothing
 LOCAL_COMMANDS = {("cgi", "cancer-types"): (_cancer_types, "CGI's cancer type codes and names (local: sends nothing).")}
+
+
+def _dev(argv: list[str]) -> int:
+    """Tools for working on gensvc itself; left out of the usage line, as users never need them."""
+    if argv[:1] == ["sync-docs"]:
+        from gensvc.docsync import main as sync_docs
+
+        return sync_docs(argv[1:])
+    print("usage: gensvc dev sync-docs [--check]  (the docs generated from schemas/)", file=sys.stderr)
+    return 0 if argv[:1] in (["-h"], ["--help"]) else 2
 
 
 def _emulate(argv: list[str]) -> int:

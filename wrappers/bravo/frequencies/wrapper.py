@@ -1,4 +1,9 @@
-"""Bravo frequencies: tOPMed allele frequencies from Bravo for every ALT of a VCF, planned to use as few requests as possible."""
+# generated from schemas/bravo/frequencies.yaml; edit that, then run `gensvc dev sync-docs`
+"""bravo frequencies: TOPMed allele frequencies for every ALT of a VCF, with as few requests as
+the data allow.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc bravo frequencies --help`.
+"""
 
 from gensvc.runner import run_wrapper
 

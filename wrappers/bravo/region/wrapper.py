@@ -1,4 +1,9 @@
-"""Bravo region: every Bravo variant in a region of any size; spans over 250 kb are queried in windows and joined without duplicates."""
+# generated from schemas/bravo/region.yaml; edit that, then run `gensvc dev sync-docs`
+"""bravo region: Every variant in chrom:start-end (GET /region); spans over 250 kb are split into
+windows and joined.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc bravo region --help`.
+"""
 
 from gensvc.runner import run_wrapper
 

@@ -1,4 +1,8 @@
-"""CGI poll: waits for a CGI job; exits 4 with the tail of its logs when it ends in Error."""
+# generated from schemas/cgi/poll.yaml; edit that, then run `gensvc dev sync-docs`
+"""cgi poll: Wait for a CGI job to be Done; on Error exits 4 with the tail of the job's logs.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc cgi poll --help`.
+"""
 
 from gensvc.runner import run_wrapper
 

@@ -1,4 +1,9 @@
-"""CGI submit: submits a Cancer Genome Interpreter job exactly once and writes its receipt; a rerun finds the same job."""
+# generated from schemas/cgi/submit.yaml; edit that, then run `gensvc dev sync-docs`
+"""cgi submit: Submit a Cancer Genome Interpreter job once (a rerun finds the same job) and write
+its receipt.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc cgi submit --help`.
+"""
 
 from gensvc.runner import run_wrapper
 

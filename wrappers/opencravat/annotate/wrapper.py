@@ -1,4 +1,9 @@
-"""OpenCRAVAT annotate: live OpenCRAVAT annotation of one variant or of every ALT of a small VCF, without a job."""
+# generated from schemas/opencravat/annotate.yaml; edit that, then run `gensvc dev sync-docs`
+"""opencravat annotate: Live annotation of one variant (params) or of every ALT of a small VCF
+(input), without a job.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc opencravat annotate --help`.
+"""
 
 from gensvc.runner import run_wrapper
 

@@ -1,4 +1,9 @@
-"""OpenCRAVAT submit: submits an OpenCRAVAT annotation job exactly once and writes its receipt; a rerun finds the same job."""
+# generated from schemas/opencravat/submit.yaml; edit that, then run `gensvc dev sync-docs`
+"""opencravat submit: Submit an OpenCRAVAT annotation job once (a rerun finds the same job) and
+write its receipt.
+
+Inputs, outputs and params: meta.yaml beside this file, or `gensvc opencravat submit --help`.
+"""
 
 from gensvc.runner import run_wrapper
 
