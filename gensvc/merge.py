@@ -58,8 +58,8 @@ from pathlib import Path
 
 import gensvc
 from gensvc.core.textfiles import is_gzipped, open_text
-from gensvc.vcfinput import read_header
 from gensvc.errors import UsageError
+from gensvc.vcfinput import read_header
 
 log = logging.getLogger("gensvc.merge")
 

@@ -21,10 +21,10 @@ from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
-from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
+from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 
 log = logging.getLogger("gensvc.cgi")
 

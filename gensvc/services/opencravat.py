@@ -28,7 +28,6 @@ from gensvc.core.download import download
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import is_gzipped, open_binary
-from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 from gensvc.core.receipts import (
     idempotency_key,
     key_tag,
@@ -39,6 +38,7 @@ from gensvc.core.receipts import (
 )
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
+from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 
 log = logging.getLogger("gensvc.opencravat")
 
