@@ -93,8 +93,12 @@ def _dev(argv: list[str]) -> int:
         from gensvc.docsync import main as sync_docs
 
         return sync_docs(argv[1:])
-    print("usage: gensvc dev sync-docs [--check]  (the docs generated from schemas/)", file=sys.stderr)
-    return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    usage = "usage: gensvc dev sync-docs [--check]  (the docs generated from schemas/)"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    print(usage, file=sys.stderr)
+    return 2
 
 
 def _emulate(argv: list[str]) -> int:

@@ -28,6 +28,8 @@ from gensvc.settings import DEFAULT_RATE_LIMITS, DEFAULT_URLS, FOREIGN_ENV, SECR
 COMMAND = "gensvc dev sync-docs"
 BEGIN, END = "<!-- wrappers:begin -->", "<!-- wrappers:end -->"
 WIDTH = 100
+# what meta.yaml needs that only a schema's x- keys can say
+REQUIRED_KEYS = {"x-url": "the address of the service's API docs", "x-authors": "a list of names"}
 WRAPPER_BODY = 'from gensvc.runner import run_wrapper\n\nrun_wrapper(__file__, globals().get("snakemake"))\n'
 # the marker comment and docstring a generated wrapper.py starts with
 WRAPPER_HEAD = re.compile(r'\A(?:# generated from [^\n]*\n)?(?:"""(?:.|\n)*?"""\n)?\n*')
@@ -222,6 +224,11 @@ def generate(root: Path) -> dict[Path, str]:
     shared = (yaml.safe_load((root / "schemas" / "settings.yaml").read_text()) or {}).get("x-service-notes", {})
     found = [(service, operation) for service, operation, _ in schema.operations()]
     specs = {key: schema.load(*key) for key in found}
+    for (service, operation), spec in specs.items():
+        missing = [key for key in REQUIRED_KEYS if not spec.get(key)]
+        if missing:
+            raise UsageError(f"schemas/{service}/{operation}.yaml lacks {', '.join(missing)}",
+                             hint=f"add {' and '.join(f'{k} ({REQUIRED_KEYS[k]})' for k in missing)}, as the other schemas do")
     specs = {key: specs[key] for key in ordered(found, specs)}
     files = {}
     for (service, operation), spec in specs.items():

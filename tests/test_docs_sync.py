@@ -129,3 +129,19 @@ def test_meta_yaml_is_shaped_as_snakemake_wrappers_writes_it():
         for kind in ("input", "output", "params"):
             for name, line in (meta.get(kind) or {}).items():
                 assert isinstance(line, str) and "\n" not in line and line, (meta_file, kind, name)
+
+
+def test_a_schema_without_the_api_docs_url_is_named_in_one_line(checkout):
+    edit(checkout / "schemas" / "cgi" / "poll.yaml", "x-url: https://www.cancergenomeinterpreter.org/rest_api\n", "")
+    for args in (("--check",), ()):
+        done = sync_docs(checkout, *args)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "schemas/cgi/poll.yaml" in done.stderr and "x-url" in done.stderr, done.stderr
+
+
+def test_dev_help_is_on_stdout_and_dev_stays_out_of_the_usage_line():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    helped = subprocess.run([sys.executable, "-m", "gensvc.cli", "dev", "--help"], env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and "sync-docs" in helped.stdout
+    usage = subprocess.run([sys.executable, "-m", "gensvc.cli", "--help"], env=env, capture_output=True, text=True)
+    assert "dev" not in usage.stdout.split()
