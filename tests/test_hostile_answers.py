@@ -304,6 +304,16 @@ def test_an_opencravat_status_that_is_not_json_ends_the_poll_with_one_line_and_e
     assert not (tmp_path / "status.json").exists()
 
 
+def test_an_html_error_page_from_opencravat_is_a_4xx_refusal_in_one_plain_line(tmp_path, base_env):
+    with StandIn(oc_routes(**{f"GET /submit/jobs/{OC_JOB}/status": html(400)})) as server:
+        write_receipt(tmp_path / "receipt.json", "opencravat", f"{server.root}/", OC_JOB)
+        done = run_gensvc(["opencravat", "poll", "--input", f"receipt={tmp_path / 'receipt.json'}",
+                           "--output", f"status={tmp_path / 'status.json'}", "--timeout", "20"], base_env)
+    assert done.returncode == 2, done.stderr
+    line = one_line(done)
+    assert "HTTP 400" in line and "Site maintenance" in line and "<" not in line
+
+
 @pytest.mark.parametrize("job_id", ["../escape", "..", "a/b", "x" * 300])
 def test_a_tampered_opencravat_receipt_is_refused_before_anything_is_sent(tmp_path, base_env, job_id):
     with StandIn(oc_routes()) as server:

@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urljoin
 
-from gensvc.core.answers import json_body, unexpected_shape
+from gensvc.core.answers import body_summary, json_body, unexpected_shape
 from gensvc.core.download import download
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
@@ -203,7 +203,7 @@ def check_answer(response) -> None:
         raise RequestRejected("opencravat has no such endpoint", where=where, hint="check the base URL (GENSVC_OPENCRAVAT_URL)")
     if response.status_code >= 500 or response.status_code == 429:
         raise ServiceUnavailable(f"opencravat answered HTTP {response.status_code}", where=where, hint="try again later")
-    raise RequestRejected(f"opencravat answered HTTP {response.status_code}: {response.text[:200]}", where=where)
+    raise RequestRejected(f"opencravat answered HTTP {response.status_code}: {body_summary(response)}", where=where)
 
 
 # -- inputs -------------------------------------------------------------------
