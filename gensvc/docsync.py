@@ -88,7 +88,7 @@ def param_line(service: str, name: str, prop: dict, params: dict) -> str:
     if choices:
         extra.append("one of " + ", ".join(map(str, choices)))
     default = prop.get("default")
-    if default not in (None, "", []) and "default" not in text.lower():
+    if default not in (None, "", []) and f"default {shown_value(default)}" not in text:
         extra.append(f"default {shown_value(default)}")
     if name in params.get("required", []):
         extra.append("required")

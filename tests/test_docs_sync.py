@@ -145,3 +145,17 @@ def test_dev_help_is_on_stdout_and_dev_stays_out_of_the_usage_line():
     assert helped.returncode == 0 and "sync-docs" in helped.stdout
     usage = subprocess.run([sys.executable, "-m", "gensvc.cli", "--help"], env=env, capture_output=True, text=True)
     assert "dev" not in usage.stdout.split()
+
+
+def test_every_declared_default_is_in_its_meta_yaml_line():
+    from gensvc import schema
+
+    for service, operation, _ in schema.operations():
+        meta = yaml.safe_load((REPO / "wrappers" / service / operation / "meta.yaml").read_text())
+        for name, spec in schema.load(service, operation)["properties"]["params"]["properties"].items():
+            default = spec.get("default")
+            if default in (None, "", []):
+                continue
+            shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+            shown = shown.lower() if isinstance(default, bool) else shown
+            assert f"default {shown}" in meta["params"][name], (service, operation, name, meta["params"][name])
