@@ -10,13 +10,14 @@ import argparse
 import json
 import shutil
 import sys
+import re
 import textwrap
 
 from gensvc import schema
 from gensvc.errors import GensvcError, UsageError
 from gensvc.settings import FOREIGN_ENV, SECRETS, SERVICES
 
-EXIT_CODES = """exit codes: 0 done; 2 bad call, input or config (nothing was sent);
+EXIT_CODES = """exit codes: 0 done; 1 internal error (the log has the traceback); 2 bad call, input or config (nothing was sent);
 3 authentication or authorisation; 4 the remote job failed;
 5 the service stayed unavailable through every retry, the deadline passed, or it
 answered what it never sends (not JSON, a job id that is not one);
@@ -205,10 +206,12 @@ def _param_text(service: str, spec: dict) -> str:
     """A param's description, with its default when the schema declares one."""
     text = (spec.get("description") or "").strip().replace("<SERVICE>", service.upper())
     default = spec.get("default")
-    if default not in (None, "", []) and "default" not in text:
+    if default not in (None, "", []):
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         shown = str(shown).lower() if isinstance(default, bool) else shown
-        text = f"{text}; default {shown}" if text else f"default {shown}"
+        # a description may already say "default 6"; it is never said twice
+        if not re.search(rf"\bdefault {re.escape(str(shown))}\b", text):
+            text = f"{text}; default {shown}" if text else f"default {shown}"
     return text
 
 

@@ -72,10 +72,10 @@ def test_help_of_an_operation_without_inputs_has_no_input_flag(plain_env):
 
 def test_help_shows_enum_choices_and_defaults(plain_env):
     text = flat(help_of("cgi", "submit", plain_env))
-    assert re.search(r"--reference \{hg19,hg38,GRCh37,GRCh38\}", text), text
-    assert "Genome of the coordinates (GRCh37/GRCh38 are mapped); default hg19" in text
+    assert re.search(r"--reference \{auto,hg19,hg38,GRCh37,GRCh38\}", text), text
+    assert re.search(r"--reference \{[^}]*\} Genome of the coordinates .*; default auto\b", text), text
     text = flat(help_of("opencravat", "submit", plain_env))
-    assert "--assembly {hg38,hg19,hg18}" in text and "default hg38" in text
+    assert "--assembly {auto,hg38,hg19,hg18}" in text and "default auto" in text
     assert "e.g. tsv,vcf; default tsv" in text
 
 
