@@ -186,7 +186,6 @@ def files_cell(spec: dict) -> str:
     names = list(spec.get("properties", {}))
     required = [n for n in names if n in spec.get("required", [])]
     optional = [n for n in names if n not in required]
-    quoted = lambda found: ", ".join(f"`{n}`" for n in found)  # noqa: E731
     if not names:
         return "–"
     if not required and spec.get("minProperties"):
@@ -194,6 +193,10 @@ def files_cell(spec: dict) -> str:
     if not required:
         return f"{quoted(optional)} (optional)"
     return quoted(required) + (f" (+ {quoted(optional)})" if optional else "")
+
+
+def quoted(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
 
 
 def readme_text(current: str, table: str) -> str:
@@ -221,7 +224,7 @@ def ordered(operations: list[tuple[str, str]], specs: dict) -> list[tuple[str, s
 
 def generate(root: Path) -> dict[Path, str]:
     """Every generated file (relative to ``root``) and the text it should hold."""
-    shared = (yaml.safe_load((root / "schemas" / "settings.yaml").read_text()) or {}).get("x-service-notes", {})
+    shared = (yaml.safe_load((schema.SCHEMA_DIR / "settings.yaml").read_text()) or {}).get("x-service-notes", {})
     found = [(service, operation) for service, operation, _ in schema.operations()]
     specs = {key: schema.load(*key) for key in found}
     for (service, operation), spec in specs.items():
