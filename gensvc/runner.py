@@ -24,6 +24,7 @@ from pathlib import Path
 
 import gensvc
 from gensvc import schema
+from gensvc.core import progress
 from gensvc.core.redaction import RedactingFilter, redact
 from gensvc.errors import GensvcError, UsageError
 from gensvc.outputs import plan_outputs, staged_outputs, write_provenance
@@ -185,6 +186,7 @@ def run(call: Call) -> dict:
     _refuse_secret_params(call)
     schema.validate(call.service, call.operation, call.as_document())
     _check_inputs(call)
+    progress.interval()  # a bad GENSVC_PROGRESS_INTERVAL stops the call before anything is sent
     outputs = plan_outputs(call.output)  # before any request: an unwritable output costs no network work
     if call.service in LOCAL_MODULES:
         settings, session, params = None, None, dict(call.params)

@@ -3,18 +3,20 @@
 The first check comes after ``first`` seconds; each wait grows by ``factor`` up
 to ``cap``, with ±``jitter`` so parallel pollers spread out. A check that fails
 with ServiceUnavailable (the session already retried it) is logged and the
-polling goes on, until the total ``timeout``.
+polling goes on, until the total ``timeout``. The job's status and the time
+elapsed are reported (gensvc.core.progress): a bar on a terminal, and in the log
+each change at once and, while it stays, a line every progress interval.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from gensvc.core import progress
 from gensvc.errors import ServiceUnavailable
 
 log = logging.getLogger("gensvc.poll")
@@ -46,27 +48,25 @@ def wait_for_job(check: Callable[[], JobState], policy: PollPolicy, *, what: str
     """Call ``check`` until it reports a terminal state; returns it and the number of checks."""
     deadline = time.monotonic() + policy.timeout
     last_status, checks = None, 0
-    for wait in policy.waits():
-        checks += 1
-        try:
-            state = check()
-        except ServiceUnavailable as exc:
-            log.warning("status check of %s failed (%s); still waiting", what, exc)
-            state = None
-        if state is not None:
-            if state.status != last_status:
-                log.info("%s: %s", what, state.status)
-                if sys.stderr.isatty():
-                    print(f"{what}: {state.status}", file=sys.stderr)
+    with progress.report(what, unit=None) as job:
+        for wait in policy.waits():
+            checks += 1
+            try:
+                state = check()
+            except ServiceUnavailable as exc:
+                log.warning("status check of %s failed (%s); still waiting", what, exc)
+                state = None
+            if state is not None:
+                job.status(state.status)
                 last_status = state.status
-            if state.finished:
-                return state, checks
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ServiceUnavailable(
-                f"{what} did not finish within {policy.timeout:.0f} s (last status: {last_status or 'unknown'})",
-                where=where,
-                hint="poll again later with the same receipt, or raise the timeout param",
-            )
-        time.sleep(min(wait, remaining))
+                if state.finished:
+                    return state, checks
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServiceUnavailable(
+                    f"{what} did not finish within {policy.timeout:.0f} s (last status: {last_status or 'unknown'})",
+                    where=where,
+                    hint="poll again later with the same receipt, or raise the timeout param",
+                )
+            job.sleep(min(wait, remaining))
     raise AssertionError("unreachable")

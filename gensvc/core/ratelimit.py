@@ -5,20 +5,26 @@ exact sliding window over recorded start times, not an average). The start
 times live in a JSON file in the directory given (by default the user's state
 dir, whatever the working directory), guarded by a file lock, one file per
 service and credential, so parallel Snakemake jobs share one budget.
+A wait of a second or more is logged (INFO) and shown on the progress bar.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
+from gensvc.core import progress
 from gensvc.errors import UsageError
+
+log = logging.getLogger("gensvc.ratelimit")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class SharedRateLimiter:
 
     def __init__(self, limit: RateLimit, state_dir: Path, service: str, credential: str | None):
         self.limit = limit
+        self.service = service
         key = hashlib.sha256(f"{service}\0{credential or ''}".encode()).hexdigest()[:16]
         directory = Path(state_dir) / "ratelimit"
         directory.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,25 @@ class SharedRateLimiter:
                 wait = starts[-self.limit.requests] + self.window - now
             wait = max(wait, 0.001)
             self.waited += wait
-            time.sleep(wait)
+            if wait >= progress.NOTICEABLE:
+                log.info("waiting %s for %s's window (%s s)", progress.duration(wait), self.service, self.limit)
+            progress.current().sleep(wait, f"for {self.service}'s window")
+
+    def time_for(self, count: int) -> float:
+        """Seconds from now until ``count`` more requests can all have started, if no other
+        process takes a turn: the sliding window played forward from the recorded starts."""
+        if count <= 0:
+            return 0.0
+        now = time.time()
+        recent = deque((t for t in self._read() if t > now - self.window), maxlen=self.limit.requests)
+        first = []  # the next requests, up to one window's worth
+        for _ in range(min(count, self.limit.requests)):
+            start = max(now, recent[0] + self.window) if len(recent) == self.limit.requests else now
+            recent.append(start)
+            first.append(start)
+        # from then on each request starts one window after the one a window's worth before it
+        rounds, index = divmod(count - 1, self.limit.requests)
+        return first[index] + rounds * self.window - now
 
     def fill(self) -> None:
         """The server says the window is used up: make everyone wait a whole window."""

@@ -14,12 +14,14 @@ import re
 from collections import defaultdict
 from urllib.parse import urljoin, urlsplit
 
+from gensvc.core import progress
 from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
 
 MAX_REGION = 250_000
 SERVED_BUILDS = {"GRCh38": "hg38"}
 PAGE_SIZE = 1000
+EXPECTED_DENSITY = 0.1  # records per bp, to plan pages before any is read (frequencies' default density)
 FILTER_KEYS = ("allele_count", "allele_freq", "allele_num", "site_quality", "filter")
 COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "allele_count", "allele_num", "allele_freq", "filter", "site_quality")
 CHROMOSOMES = [str(n) for n in range(1, 23)] + ["X", "Y", "M"]
@@ -85,6 +87,7 @@ class BravoClient:
     def _get(self, url: str, params: dict | None) -> dict:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         response = self.session.get(url, params=params, headers=headers)
+        progress.current().advance()  # one request (its retries aside) of the operation's plan
         where = url.split("?")[0]
         try:
             body = response.json()
@@ -359,9 +362,14 @@ def region(step, *, chrom, start, end, sort=None, limit=PAGE_SIZE, format=None, 
         query["sort"] = sort
     windows = list(region_windows(int(start), int(end)))
     client, seen, variants = BravoClient(step), set(), []
-    for window_start, window_end in windows:
-        found, _ = _collect(client, "region", {**query, "start": window_start, "end": window_end}, seen, conditions)
-        variants.extend(found)
+    expected = [expected_pages(s, e, EXPECTED_DENSITY, int(limit)) for s, e in windows]
+    with progress.report("bravo region", total=sum(expected), limiter=step.session.limiter) as reporter:
+        reporter.plan(f" ({len(windows)} windows at about {EXPECTED_DENSITY:g} records per bp)")
+        for done, (window_start, window_end) in enumerate(windows, 1):
+            found, _ = _collect(client, "region", {**query, "start": window_start, "end": window_end}, seen, conditions)
+            variants.extend(found)
+            # the rest of the plan, scaled by the pages the windows so far really took
+            reporter.expect(round(reporter.done * sum(expected) / sum(expected[:done])))
     if len(windows) > 1:
         variants = sort_variants(variants, sort)
     write_variants(path, variants, fmt)
@@ -375,7 +383,8 @@ def gene(step, *, name, sort=None, limit=PAGE_SIZE, format=None, **filters) -> d
     conditions = filter_conditions(filters)
     if sort:
         query["sort"] = sort
-    variants, extras = _collect(BravoClient(step), "gene", query, conditions=conditions)
+    with progress.report(f"bravo gene {name}", limiter=step.session.limiter):  # pages unknown: a count
+        variants, extras = _collect(BravoClient(step), "gene", query, conditions=conditions)
     write_variants(path, variants, fmt, extra={"gene": extras.get("gene")})
     return {"variants": len(variants), "gene": extras.get("gene"), "versions": _api_versions(step.url)}
 
@@ -424,6 +433,11 @@ def plan_queries(positions: list[int], density: float, page_size: int = PAGE_SIZ
     return spans[::-1]
 
 
+def expected_pages(start: int, end: int, density: float, page_size: int = PAGE_SIZE) -> int:
+    """Requests a planned query should take: one for a site, a page per ``page_size`` expected records."""
+    return 1 if start == end else max(1, math.ceil((end - start + 1) * density / page_size))
+
+
 def normalised(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     """One key for equivalent spellings: bases in upper case (VCF bases are
     case-insensitive), then the shared suffix, then the shared prefix removed."""
@@ -458,8 +472,12 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
     client = BravoClient(step)
     known: dict[tuple, dict] = {}
     counts = {"region_queries": 0, "variant_queries": 0}
-    for chrom in sorted(by_chrom, key=CHROM_ORDER.get):
-        for start, end in plan_queries(by_chrom[chrom], density, page_size):
+    plan = [(chrom, start, end) for chrom in sorted(by_chrom, key=CHROM_ORDER.get)
+            for start, end in plan_queries(by_chrom[chrom], density, page_size)]
+    pages = sum(expected_pages(start, end, density, page_size) for _, start, end in plan)
+    with progress.report("bravo frequencies", total=pages, limiter=step.session.limiter) as reporter:
+        reporter.plan()
+        for chrom, start, end in plan:
             if start == end:
                 found, _ = _collect(client, "variant", {"chrom": chrom, "pos": start})
                 counts["variant_queries"] += 1

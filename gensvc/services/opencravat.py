@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urljoin
 
+from gensvc.core import progress
 from gensvc.core.answers import body_summary, json_body, unexpected_shape
 from gensvc.core.download import download
 from gensvc.core.jobids import server_job_id
@@ -425,9 +426,13 @@ def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), c
         answer = client.call("GET", "submit/annotate", params=params)
         if not isinstance(answer, dict):
             raise unexpected_shape("opencravat", "a variant's annotations", answer, client.url("submit/annotate"))
+        progress.current().advance()
         return answer
 
-    with ThreadPoolExecutor(max_workers=max(1, min(int(concurrency), 16))) as pool:
+    with progress.report("opencravat annotate", total=len(variants), unit="variant",
+                         limiter=step.session.limiter) as reporter, \
+            ThreadPoolExecutor(max_workers=max(1, min(int(concurrency), 16))) as pool:
+        reporter.plan()
         answers = list(pool.map(one, variants))
     path = step.output["annotations"]
     fmt = format or ("tsv" if path.endswith(".tsv") else "jsonl")
