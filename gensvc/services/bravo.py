@@ -364,7 +364,7 @@ def region(step, *, chrom, start, end, sort=None, limit=PAGE_SIZE, format=None, 
     client, seen, variants = BravoClient(step), set(), []
     expected = [expected_pages(s, e, EXPECTED_DENSITY, int(limit)) for s, e in windows]
     with progress.report("bravo region", total=sum(expected), limiter=step.session.limiter) as reporter:
-        reporter.plan(f" ({len(windows)} windows at about {EXPECTED_DENSITY:g} records per bp)")
+        reporter.plan(f" ({len(windows)} window{'s' * (len(windows) > 1)} at about {EXPECTED_DENSITY:g} records per bp)")
         for done, (window_start, window_end) in enumerate(windows, 1):
             found, _ = _collect(client, "region", {**query, "start": window_start, "end": window_end}, seen, conditions)
             variants.extend(found)
