@@ -15,6 +15,7 @@ EMULATORS: dict[str, str] = {
     "bravo": "gensvc.emulators.bravo",
     "cgi": "gensvc.emulators.cgi",
     "opencravat": "gensvc.emulators.opencravat",
+    "opencga": "gensvc.emulators.opencga",
 }
 
 from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs  # noqa: E402
