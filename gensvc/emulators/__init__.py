@@ -16,6 +16,7 @@ EMULATORS: dict[str, str] = {
     "cgi": "gensvc.emulators.cgi",
     "opencravat": "gensvc.emulators.opencravat",
     "opencga": "gensvc.emulators.opencga",
+    "cavatica": "gensvc.emulators.cavatica",
 }
 
 from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs  # noqa: E402
