@@ -18,7 +18,7 @@ from gensvc.schema import SCHEMA_DIR
 
 # service -> emulator settings: CGI's minute-long jobs and OpenCRAVAT's few seconds, shortened
 DEMO_SERVICES = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05},
-                 "opencga": {"time_scale": 0.05}}
+                 "opencga": {"time_scale": 0.05}, "cavatica": {"time_scale": 0.05}}
 # the emulators' documented default credentials; real ones come from your environment
 DEMO_SECRETS = {
     "GENSVC_BRAVO_TOKEN": "bravo-demo-token",
@@ -26,6 +26,7 @@ DEMO_SECRETS = {
     "GENSVC_CGI_TOKEN": "cgi-demo-token",
     "GENSVC_OPENCGA_USER": "demouser",
     "GENSVC_OPENCGA_PASSWORD": "demouser",
+    "GENSVC_CAVATICA_TOKEN": "cavatica-demo-token",
 }
 
 

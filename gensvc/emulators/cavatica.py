@@ -120,7 +120,7 @@ def guard_api_request() -> Response | None:
     if username is None and request.path.rstrip("/") != BASE_PATH:
         return error_response(401, 90001, "Unauthorized.")
     g.username = username
-    if not allowed:
+    if counted and not allowed:  # reading the limit is free, even when it is spent
         return error_response(*RATE_LIMITED)
     return None
 
