@@ -26,6 +26,10 @@ Auth: `users/login` with `{user, password[, organization]}` or `{refreshToken}` 
 accepted `user:password` pairs (default `demouser:demouser`). The catalog starts with one
 organization `gensvc`, project `demo` and study `gensvc@demo:demo`.
 
+Jobs: `operation/variant/index` answers the Job (PENDING); `jobs/{ids}/info`, `jobs/search`
+(by `status`, `tags`, `toolId`, `input`, ...), `jobs/{id}/kill` (ABORTED) and
+`jobs/{id}/log/tail|head` (`lines`, `type` stdout or stderr) follow it; see opencga_store.
+
 `EmulatorConfig.extra`: `token_seconds` (access token lifetime, default 3600),
 `refresh_seconds` (default 86400), `job_seconds` (an index job's duration, default 60), all
 time-scaled; `max_upload_bytes` (default 1 GiB).
@@ -33,8 +37,8 @@ time-scaled; `max_upload_bytes` (default 1 GiB).
 Service-specific faults (through the framework's injector):
 - `error_200` on any path: HTTP 200 with `{"error": <"message" or "No file or chunk
   found">}` and no envelope, the quirk of OpenCGA's old error answers.
-- `index_error` on `operation/variant/index`: the job is accepted and fails at RUNNING's
-  end with `"message"` (default: a storage error) as its description and in its log.
+- `index_error` on `operation/variant/index`: the job is accepted and fails halfway through
+  RUNNING with `"message"` (default: a storage error) as its description and in its log.
 """
 
 from __future__ import annotations
@@ -477,6 +481,13 @@ def jobs_info(jobs: str):
     study = request.args.get("study")
     return envelope([result([state().job_json(state().find_job(study, ref))], "Job")
                      for ref in ids_of(jobs)])
+
+
+@api.route("/jobs/<job>/kill", methods=["POST"])
+@authenticated
+def jobs_kill(job: str):
+    record = state().kill(state().find_job(request.args.get("study"), job))
+    return envelope([result([record], "Job")])
 
 
 def _job_log(job_id: str, from_end: bool) -> Response:

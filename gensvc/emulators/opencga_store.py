@@ -9,9 +9,11 @@ working (pyopencga's sub-clients each keep their own copy), and each login or re
 answers a new pair (refresh tokens rotate).
 
 Index jobs go PENDING -> QUEUED -> RUNNING -> DONE over `job_seconds` (time-scaled; shares
-below); a VCF the loader cannot read ends RUNNING in ERROR instead, with the reason in
-`internal.status.description` and the job's log. At DONE the file's variants are loaded
-into the study and the file's `internal.variant.index.status.id` becomes READY.
+below); a VCF the loader cannot read, or a file already indexed (unless the body says
+`forceReload` or `skipIndexedFiles`), ends RUNNING in ERROR instead, with the reason in
+`internal.status.description` and the job's log; `jobs/{id}/kill` makes an unfinished job
+ABORTED. The file's `internal.variant.index.status.id` is NONE, INDEXING while its job runs,
+and READY once DONE has loaded its variants into the study (back to NONE if the job fails).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ GIT_COMMIT = "0e8a6bb0c7e1b1f3d9a2b3c4d5e6f708192a3b4c"
 ORGANIZATION = "gensvc"
 PENDING_SHARE, QUEUED_SHARE, ERROR_SHARE = 0.1, 0.25, 0.5  # of job_seconds: when each state ends
 INDEX_TOOL = "variant-index"
+ACTIVE = ("PENDING", "QUEUED", "RUNNING")
 
 CATALOG_EXCEPTION = "org.opencb.opencga.catalog.exceptions.CatalogException"
 AUTHENTICATION_EXCEPTION = "org.opencb.opencga.catalog.exceptions.CatalogAuthenticationException"
@@ -119,6 +122,7 @@ class IndexJob:
     duration: float
     error: str | None = None  # a failed load: the reason
     loaded: bool = False
+    killed_at: float | None = None
     log: list[str] = field(default_factory=list)
 
     def state_at(self, now: float) -> tuple[str, float]:
@@ -128,8 +132,13 @@ class IndexJob:
         marks.append(("ERROR", ERROR_SHARE) if self.error else ("DONE", 1.0))
         state, since = marks[0][0], self.submitted
         for name, share in marks:
+            at = self.submitted + share * self.duration
+            if self.killed_at is not None and at > self.killed_at:
+                return "ABORTED", self.killed_at
             if elapsed >= share * self.duration:
-                state, since = name, self.submitted + share * self.duration
+                state, since = name, at
+        if self.killed_at is not None and state in ACTIVE:
+            return "ABORTED", self.killed_at
         return state, since
 
 
@@ -387,7 +396,12 @@ class OpencgaState:
             if job_id in self.jobs[fqn]:
                 raise OpencgaError(f"Job '{job_id}' already exists.")
             error = fail_with
+            again = bool((body or {}).get("forceReload")) or bool((body or {}).get("skipIndexedFiles"))
             for record in files:
+                indexed = record["internal"]["variant"]["index"]["status"]["id"] == "READY"
+                if error is None and indexed and not again:
+                    error = (f"File '{record['path']}' is already indexed: pass forceReload or "
+                             "skipIndexedFiles to index it again")
                 if error is None:
                     try:
                         variants.read_vcf(variants.decode_vcf(self.contents[(fqn, record["id"])]))
@@ -419,14 +433,27 @@ class OpencgaState:
 
     def _advance(self, job: IndexJob, now: float) -> None:
         """Act on what the clock says: load the variants at DONE, write the log."""
-        state, _ = job.state_at(now)
+        state, since = job.state_at(now)
+        if state == "RUNNING" and not job.loaded:
+            for file_id in job.file_ids:
+                index = self.files[job.study_fqn][file_id]["internal"]["variant"]["index"]
+                if index["status"]["id"] == "NONE":
+                    index["status"] = {"id": "INDEXING", "name": "INDEXING", "date": opencga_date(since),
+                                       "description": f"Being indexed by job {job.record['id']}"}
+        if state in ("ERROR", "ABORTED") and not job.loaded:
+            for file_id in job.file_ids:
+                index = self.files[job.study_fqn][file_id]["internal"]["variant"]["index"]
+                if index["status"]["id"] == "INDEXING":
+                    index["status"] = {"id": "NONE", "name": "NONE", "date": opencga_date(since),
+                                       "description": f"Job {job.record['id']} ended in {state}"}
+            job.loaded = True  # nothing more will happen to it
         if state == "DONE" and not job.loaded:
             for file_id in job.file_ids:
                 data = self.contents[(job.study_fqn, file_id)]
                 samples, records = variants.read_vcf(variants.decode_vcf(data))
                 self.variants[job.study_fqn].load(variants.split_records(file_id, samples, records))
                 index = self.files[job.study_fqn][file_id]["internal"]["variant"]["index"]
-                index["status"] = {"id": "READY", "name": "READY", "date": opencga_date(now),
+                index["status"] = {"id": "READY", "name": "READY", "date": opencga_date(since),
                                    "description": f"Indexed by job {job.record['id']}"}
             job.loaded = True
         lines = [f"{opencga_date(job.submitted)} [INFO] Job {job.record['id']} registered (PENDING)"]
@@ -440,6 +467,8 @@ class OpencgaState:
                       f"[INFO] Job {job.record['id']} finished"]
         if state == "ERROR":
             lines += [f"[ERROR] {job.error}", f"[ERROR] Job {job.record['id']} failed"]
+        if state == "ABORTED":
+            lines += [f"[ERROR] Job {job.record['id']} killed on request (ABORTED)"]
         job.log = lines
 
     def job_json(self, job: IndexJob) -> dict:
@@ -448,13 +477,14 @@ class OpencgaState:
             self._advance(job, now)
             state, since = job.state_at(now)
             description = {"PENDING": "Job created", "QUEUED": "Job queued", "RUNNING": "Job running",
-                           "DONE": "", "ERROR": job.error or ""}[state]
+                           "DONE": "", "ERROR": job.error or "", "ABORTED": "Job killed by the user"}[state]
             record = dict(job.record)
             record["internal"] = {
                 "status": {"id": state, "name": state, "date": opencga_date(since),
                            "description": description, "version": VERSION, "commit": GIT_COMMIT},
                 "webhook": {"callbackUrl": None, "status": {}}, "events": [], "killJobRequested": False}
-            if state in ("DONE", "ERROR"):
+            record["internal"]["killJobRequested"] = job.killed_at is not None
+            if state in ("DONE", "ERROR", "ABORTED"):
                 record["execution"] = {"id": job.record["id"], "start": opencga_date(job.submitted),
                                        "end": opencga_date(since), "status": {"name": state}}
             return record
@@ -472,6 +502,14 @@ class OpencgaState:
                     if job.record["uuid"] == job_id:
                         return job
             raise OpencgaError(f"Job '{job_id}' not found")
+
+    def kill(self, job: IndexJob) -> dict:
+        with self.lock:
+            state, _ = job.state_at(time.time())
+            if state not in ACTIVE:
+                raise OpencgaError(f"Cannot kill job '{job.record['id']}': its status is already {state}")
+            job.killed_at = time.time()
+            return self.job_json(job)
 
     def job_log(self, job: IndexJob, stream: str) -> list[str]:
         with self.lock:

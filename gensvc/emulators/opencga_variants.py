@@ -411,7 +411,8 @@ class StudyVariants:
             if existing is None:
                 self._by_id[variant.id] = variant
             else:
-                existing.files.extend(variant.files)
+                loaded = {entry["fileId"] for entry in existing.files}
+                existing.files.extend(f for f in variant.files if f["fileId"] not in loaded)
                 existing.samples.update(variant.samples)
                 existing.names = sorted(set(existing.names) | set(variant.names))
         self._ordered = None

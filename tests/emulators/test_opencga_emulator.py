@@ -289,7 +289,7 @@ def test_an_index_job_moves_pending_queued_running_done_and_only_then_are_its_va
     job = api.index(study, "data:mixed.vcf", "job-progress")
     assert job["id"] == "job-progress" and job["study"]["id"] == study
     assert job["internal"]["status"]["id"] == "PENDING"
-    seen = ["PENDING"]
+    seen, file_states = ["PENDING"], []
     before = api.result(api.get("analysis/variant/query", study=study, count="true"))
     assert before["numMatches"] == 0
     deadline = time.monotonic() + 30
@@ -298,8 +298,12 @@ def test_an_index_job_moves_pending_queued_running_done_and_only_then_are_its_va
         status = api.result(api.get("jobs/job-progress/info", study=study))["results"][0]["internal"]["status"]
         if status["id"] != seen[-1]:
             seen.append(status["id"])
+            if status["id"] == "RUNNING":
+                running = api.result(api.get("files/data:mixed.vcf/info", study=study))["results"][0]
+                file_states.append(running["internal"]["variant"]["index"]["status"]["id"])
         time.sleep(0.005)
     assert seen == ["PENDING", "QUEUED", "RUNNING", "DONE"]
+    assert file_states == ["INDEXING"]
     after = api.result(api.get("analysis/variant/query", study=study, count="true"))
     assert after["numMatches"] == 6  # five lines, one of them with two ALT alleles
     record = api.result(api.get("files/data:mixed.vcf/info", study=study))["results"][0]
@@ -329,6 +333,36 @@ def test_the_index_error_fault_fails_a_good_job_with_its_message(opencga, api):
     api.index(study, "data:good.vcf", "job-faulted")
     status = api.wait(study, "job-faulted")["internal"]["status"]
     assert (status["id"], status["description"]) == ("ERROR", "HBase region server gone")
+
+
+def test_a_killed_job_is_aborted_and_its_file_stays_unindexed(api):
+    study = api.new_study("killed")
+    api.upload("k.vcf", MIXED_VCF, study=study)
+    api.index(study, "data:k.vcf", "job-killed")
+    killed = api.result(api.post("jobs/job-killed/kill", study=study))["results"][0]
+    assert killed["internal"]["status"]["id"] == "ABORTED" and killed["internal"]["killJobRequested"]
+    assert api.wait(study, "job-killed")["internal"]["status"]["id"] == "ABORTED"
+    again = api.post("jobs/job-killed/kill", study=study)
+    assert again.status_code == 500 and "already ABORTED" in error_event(again)["message"]
+    record = api.result(api.get("files/data:k.vcf/info", study=study))["results"][0]
+    assert record["internal"]["variant"]["index"]["status"]["id"] == "NONE"
+    assert api.result(api.get("analysis/variant/query", study=study, count="true"))["numMatches"] == 0
+
+
+def test_indexing_a_file_again_fails_unless_asked_to_reload_and_never_loads_it_twice(api):
+    study = api.new_study("reindex")
+    api.upload("r.vcf", MIXED_VCF, study=study)
+    api.index(study, "data:r.vcf", "job-first")
+    assert api.wait(study, "job-first")["internal"]["status"]["id"] == "DONE"
+    api.index(study, "data:r.vcf", "job-again")
+    failed = api.wait(study, "job-again")["internal"]["status"]
+    assert failed["id"] == "ERROR" and "already indexed" in failed["description"]
+    api.result(api.post("operation/variant/index", {"file": "data:r.vcf", "forceReload": True},
+                        study=study, jobId="job-reload"))
+    assert api.wait(study, "job-reload")["internal"]["status"]["id"] == "DONE"
+    found = api.result(api.get("analysis/variant/query", study=study, count="true", limit=50))
+    assert found["numMatches"] == 6
+    assert all(len(v["studies"][0]["files"]) == 1 for v in found["results"])
 
 
 def test_indexing_an_unknown_file_or_a_job_id_twice_is_refused(api):
