@@ -13,7 +13,6 @@ schemas but neither wrappers/ nor the README, so there is nothing there to sync.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from gensvc import schema
+from gensvc.core.files import replace_text
 from gensvc.errors import UsageError
 from gensvc.settings import DEFAULT_RATE_LIMITS, DEFAULT_URLS, FOREIGN_ENV, SECRETS, SERVICES
 
@@ -260,9 +260,7 @@ def sync(root: Path, check: bool) -> list[Path]:
         drifted.append(path)
         if not check:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-            partial.write_text(text)
-            os.replace(partial, target)
+            replace_text(target, text)
     return drifted
 
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gensvc.core.files import replace_json
 from gensvc.errors import GensvcError, UsageError
 
 STDOUT = "-"
@@ -213,10 +214,4 @@ def write_provenance(plans: list[Output], record: dict, log) -> None:
         if plan.provenance is None:
             log.info("provenance of output %s (%s): %s", plan.name, plan.path, json.dumps(document, sort_keys=True))
         else:
-            write_json_atomically(plan.provenance, document)
-
-
-def write_json_atomically(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+            replace_json(plan.provenance, document)

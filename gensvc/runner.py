@@ -9,7 +9,6 @@ and an exit code.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 import gensvc
 from gensvc import schema
 from gensvc.core import progress
+from gensvc.core.files import file_sha256, replace_text
 from gensvc.core.redaction import RedactingFilter, redact
 from gensvc.errors import GensvcError, UsageError
 from gensvc.outputs import plan_outputs, staged_outputs, write_provenance
@@ -171,9 +171,7 @@ def _report_internal_error(call: Call, exc: Exception) -> int:
     path = state_dir() / "errors" / f"{call.service}-{call.operation}-{stamp}-{os.getpid()}.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(f"{summary}\n{details}\n")
-        os.replace(partial, path)
+        replace_text(path, f"{summary}\n{details}\n")
     except OSError:  # nowhere to keep it: the traceback goes to stderr after the line
         print(f"{summary}; the traceback follows\n{details}", file=sys.stderr)
         return INTERNAL_ERROR
@@ -249,11 +247,7 @@ def _provenance(call: Call, step: Step, details: dict, started: float) -> dict:
 def _digest(paths):
     if isinstance(paths, list):
         return [_digest(p) for p in paths]
-    sha = hashlib.sha256()
-    with open(paths, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return {"path": str(paths), "sha256": sha.hexdigest()}
+    return {"path": str(paths), "sha256": file_sha256(paths)}
 
 
 def _iso(seconds: float) -> str:

@@ -11,7 +11,6 @@ recorded.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,6 +19,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import requests
+
+from gensvc.core.files import file_sha256
 
 log = logging.getLogger("gensvc.download")
 
@@ -78,7 +79,7 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers)
             resumed += 1
     if total is not None and received != total:
         raise IncompleteBody(f"{received} bytes, expected {total}")
-    digest = _sha256(part)
+    digest = file_sha256(part)
     if sha256 and digest != sha256.lower():
         from gensvc.errors import ServiceUnavailable
 
@@ -104,14 +105,6 @@ def _request_of(response, url):
     if response is not None:
         return response.request
     return requests.Request("GET", url).prepare()
-
-
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _disposition_name(response) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from gensvc.core import progress
+from gensvc.core.files import replace_json
 from gensvc.errors import UsageError
 
 log = logging.getLogger("gensvc.ratelimit")
@@ -116,6 +116,4 @@ class SharedRateLimiter:
             return []
 
     def _write(self, starts: list[float]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(starts))
-        os.replace(tmp, self.path)
+        replace_json(self.path, starts, indent=None)

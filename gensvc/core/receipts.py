@@ -24,6 +24,7 @@ from typing import Callable
 from filelock import FileLock
 
 import gensvc
+from gensvc.core.files import file_sha256, replace_json
 from gensvc.core.http import OutcomeUnknown
 from gensvc.core.jobids import is_job_id, shown
 from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
@@ -35,17 +36,9 @@ KEY_PREFIX = "gensvc:"
 SUBMISSION_SPACING = RateLimit(1, 1.1)  # job ids are second-resolution timestamps on some services
 
 
-def file_digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def idempotency_key(service: str, base_url: str, operation: str, params: dict, inputs: dict) -> str:
     digests = {
-        name: [file_digest(p) for p in paths] if isinstance(paths, list) else file_digest(paths)
+        name: [file_sha256(p) for p in paths] if isinstance(paths, list) else file_sha256(paths)
         for name, paths in sorted(inputs.items())
     }
     canonical = json.dumps(
@@ -99,10 +92,7 @@ class Journal:
         self._path(key).unlink(missing_ok=True)
 
     def _write(self, key: str, entry: dict) -> None:
-        path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entry, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        replace_json(self._path(key), entry, indent=1)
 
 
 def submit_once(
