@@ -18,6 +18,7 @@ import yaml
 
 from conftest import REPO, read_tsv
 from emulators.test_shared_gene_model import SAME_CONSEQUENCE
+from gensvc.alleles import minimal
 from gensvc.emulators import bravo_data, opencravat_data
 from gensvc.emulators.server import start_emulator
 from gensvc.merge import unescape
@@ -78,14 +79,6 @@ def finished(tmp_path_factory, emulators) -> Workflow:
     done = workflow.run()
     assert done.returncode == 0, done.stderr[-4000:]
     return workflow
-
-
-def minimal(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    return pos, ref, alt
 
 
 def read_report(path: Path) -> list[dict]:

@@ -14,6 +14,7 @@ import re
 from collections import defaultdict
 from urllib.parse import urljoin, urlsplit
 
+from gensvc.alleles import minimal
 from gensvc.core import progress
 from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
@@ -438,17 +439,6 @@ def expected_pages(start: int, end: int, density: float, page_size: int = PAGE_S
     return 1 if start == end else max(1, math.ceil((end - start + 1) * density / page_size))
 
 
-def normalised(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    """One key for equivalent spellings: bases in upper case (VCF bases are
-    case-insensitive), then the shared suffix, then the shared prefix removed."""
-    ref, alt = ref.upper(), alt.upper()
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    return pos, ref, alt
-
-
 def query_positions(sites) -> dict[str, list[int]]:
     """Per Bravo chromosome, the sorted positions a matching Bravo record can sit at.
 
@@ -459,7 +449,7 @@ def query_positions(sites) -> dict[str, list[int]]:
     for chrom, pos, ref, alt in sites:
         name = bravo_chrom(chrom)
         if name and not alt.startswith("<") and alt != "*":
-            by_chrom[name].update((pos, normalised(pos, ref, alt)[0]))
+            by_chrom[name].update((pos, minimal(pos, ref, alt)[0]))
     return {name: sorted(positions) for name, positions in by_chrom.items()}
 
 
@@ -486,14 +476,14 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
                 counts["region_queries"] += 1
             for v in found:
                 known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
-                known.setdefault((v["chrom"], *normalised(v["pos"], v["ref"], v["alt"])), v)
+                known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
     found_count = 0
     with open(step.output["table"], "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(TABLE_COLUMNS)
         for chrom, pos, ref, alt in sites:
             name = bravo_chrom(chrom)
-            match = known.get((name, pos, ref.upper(), alt.upper())) or known.get((name, *normalised(pos, ref, alt)))
+            match = known.get((name, pos, ref.upper(), alt.upper())) or known.get((name, *minimal(pos, ref, alt)))
             found_count += match is not None
             values = [match[k] for k in ("variant_id", "allele_freq", "allele_count", "allele_num", "filter")] if match else [""] * 5
             writer.writerow([chrom, pos, ref, alt, *values, "true" if match else "false"])

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from gensvc import schema
+from gensvc.alleles import trimmed
 from gensvc.core.answers import body_summary, json_body, unexpected_shape
 from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.jobids import server_job_id
@@ -230,14 +231,10 @@ def variant_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str
 
 
 def cgi_alleles(ref: str, alt: str) -> tuple[str, str]:
-    """REF/ALT as CGI writes them in alterations.tsv: shared leading, then trailing,
-    bases removed, ``-`` for an empty allele (its POSITION column moves too, but the
-    input's own POS is kept beside it, and that is what a record is found by)."""
-    while ref and alt and ref[0] == alt[0]:
-        ref, alt = ref[1:], alt[1:]
-    while ref and alt and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    return ref or "-", alt or "-"
+    """REF/ALT as CGI writes them in alterations.tsv: every shared base trimmed
+    (``alleles.trimmed``; its POSITION column moves too, but the input's own POS is kept
+    beside it, and that is what a record is found by)."""
+    return trimmed(0, ref, alt)[1:]
 
 
 def input_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str]:

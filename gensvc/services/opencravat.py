@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from gensvc.core import progress
+from gensvc.alleles import trimmed
 from gensvc.core.answers import body_summary, json_body, unexpected_shape
 from gensvc.core.download import download
 from gensvc.core.jobids import server_job_id
@@ -240,16 +241,12 @@ def staged_inputs(files: list[str], workdir: str) -> list[str]:
 
 
 def oc_allele(chrom: str, pos: int, ref: str, alt: str) -> tuple[str, int, str, str]:
-    """A VCF allele as OpenCRAVAT writes it: shared leading then trailing bases
-    trimmed (POS moves right), ``-`` for an empty allele, ``chr`` names."""
-    while ref and alt and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    while ref and alt and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
+    """A VCF allele as OpenCRAVAT writes it: every shared base trimmed (``alleles.trimmed``),
+    ``chr`` names."""
     name = chrom if chrom.lower().startswith("chr") else f"chr{chrom}"
     if name.lower() in ("chrmt", "chrm"):
         name = "chrM"
-    return name, pos, ref or "-", alt or "-"
+    return (name, *trimmed(pos, ref, alt))
 
 
 # -- operations -----------------------------------------------------------------
