@@ -37,7 +37,7 @@ RESULT_MEMBERS = {"alterations": "alterations.tsv", "biomarkers": "biomarkers.ts
 
 @lru_cache(maxsize=None)
 def cancer_types() -> dict[str, str]:
-    path = Path(__file__).with_name("cgi_cancer_types.tsv")
+    path = Path(__file__).parent.parent / "data" / "cgi_cancer_types.tsv"  # the emulator reads it too
     rows = (line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line.strip())
     found: dict[str, str] = {}
     for code, name in ((row[0], row[1] if len(row) > 1 else "") for row in rows):
