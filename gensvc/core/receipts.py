@@ -140,6 +140,25 @@ def submit_once(
         return job_id, False
 
 
+def submit_job(step, key: str, request: dict, *, find_job: Callable[..., str | None], submit: Callable[[], str],
+               reusable: Callable[[str], bool]) -> dict:
+    """The end every submit operation shares: the job for ``key`` (``submit_once``),
+    then its receipt in the ``receipt`` output. ``find_job(tag, failed_too=False)``
+    finds a job carrying ``tag`` on the server (a failed one too if asked). Returns
+    the operation's details."""
+    job_id, reused = submit_once(
+        step.settings, key, request, session=step.session,
+        find_existing=lambda k: find_job(key_tag(k)),
+        find_sent=lambda k: find_job(key_tag(k), failed_too=True),
+        submit=submit,
+        reusable=reusable,
+    )
+    receipt = make_receipt(step.settings, "submit", job_id, key, request)
+    receipt["reused"] = reused
+    write_json(step.output["receipt"], receipt)
+    return {"job_id": job_id, "reused": reused}
+
+
 def send_submission(session, submit: Callable[[], str], find_sent: Callable[[], str | None]) -> tuple[str, bool]:
     """Submit, retrying without ever making two jobs; one budget of attempts and one
     deadline (the session's) for every request in it. Returns (job_id, found).

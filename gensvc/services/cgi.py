@@ -22,7 +22,7 @@ from gensvc.core.download import ZipLimits, download, extract_members
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
-from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
@@ -295,17 +295,8 @@ def submit(step, *, cancer_type, title="", reference=AUTO) -> dict:
     key = idempotency_key("cgi", step.url, "submit", request, files)
     client = CgiClient(step)
     data = {"cancer_type": cancer_type, "title": f"{title} {key_tag(key)}".strip(), "reference": genome}
-    job_id, reused = submit_once(
-        step.settings, key, request, session=step.session,
-        find_existing=lambda k: client.find_job_with(key_tag(k)),
-        find_sent=lambda k: client.find_job_with(key_tag(k), failed_too=True),
-        submit=lambda: client.submit(files, data),
-        reusable=lambda job_id: _still_there(client, job_id),
-    )
-    receipt = make_receipt(step.settings, "submit", job_id, key, request)
-    receipt["reused"] = reused
-    write_json(step.output["receipt"], receipt)
-    return {"job_id": job_id, "reused": reused}
+    return submit_job(step, key, request, find_job=client.find_job_with,
+                      submit=lambda: client.submit(files, data), reusable=lambda job_id: _still_there(client, job_id))
 
 
 def _still_there(client: CgiClient, job_id: str) -> bool:

@@ -30,14 +30,7 @@ from gensvc.core.download import download
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import is_gzipped, open_binary
-from gensvc.core.receipts import (
-    idempotency_key,
-    key_tag,
-    make_receipt,
-    read_receipt,
-    submit_once,
-    write_json,
-)
+from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
@@ -270,17 +263,9 @@ def submit(step, *, annotators=(), reports=("tsv",), assembly=AUTO, input_format
                    "note": f"{note} [{key_tag(key)}]".strip()}
         if input_format:
             options["forcedinputformat"] = input_format
-        job_id, reused = submit_once(
-            step.settings, key, request, session=step.session,
-            find_existing=lambda k: client.find_job_with(key_tag(k)),
-            find_sent=lambda k: client.find_job_with(key_tag(k), failed_too=True),
-            submit=lambda: client.submit(uploads, options),
-            reusable=lambda job_id: (client.jobs([job_id]) or [{}])[0].get("status") not in FAILED,
-        )
-    receipt = make_receipt(step.settings, "submit", job_id, key, request)
-    receipt["reused"] = reused
-    write_json(step.output["receipt"], receipt)
-    return {"job_id": job_id, "reused": reused}
+        return submit_job(step, key, request, find_job=client.find_job_with,
+                          submit=lambda: client.submit(uploads, options),
+                          reusable=lambda job_id: (client.jobs([job_id]) or [{}])[0].get("status") not in FAILED)
 
 
 def _check_modules(client: OpenCravatClient, request: dict) -> None:
