@@ -17,6 +17,9 @@ catalog refuses (not found, already exists, a missing parameter), 400 an unreada
 without a file part answers **HTTP 200 `{"error": "No file or chunk found"}`**, as
 FileWSServer does.
 
+Projections: `include` / `exclude` (dotted field paths; `id` always comes); a variant query's
+`summary=true` leaves out the samples' data.
+
 Paging: `skip` and `limit` (default 10; above MAX_LIMIT 5000 silently cut to 5000, as
 OpenCGA's managers do); `numMatches` is the total when `count=true`, else -1.
 
@@ -125,7 +128,45 @@ def error_envelope(error: OpencgaError) -> Response:
 def paged(items: list, result_type: str) -> Response:
     skip, limit = paging()
     total = len(items) if counted() else -1
-    return envelope([result(items[skip:skip + limit], result_type, total)])
+    return envelope([result(projected(items[skip:skip + limit]), result_type, total)])
+
+
+def _only(value: Any, paths: list[list[str]]) -> Any:
+    if isinstance(value, list):
+        return [_only(item, paths) for item in value]
+    if not isinstance(value, dict) or any(not path for path in paths):
+        return value
+    kept = {}
+    for key, item in value.items():
+        below = [path[1:] for path in paths if path[0] == key]
+        if below:
+            kept[key] = _only(item, below)
+    return kept
+
+
+def _without(value: Any, paths: list[list[str]]) -> Any:
+    if isinstance(value, list):
+        return [_without(item, paths) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        below = [path[1:] for path in paths if path[0] == key]
+        if any(not path for path in below):
+            continue  # this key itself is excluded
+        out[key] = _without(item, below) if below else item
+    return out
+
+
+def projected(records: list[dict], excluded: tuple[str, ...] = ()) -> list[dict]:
+    """`include` / `exclude`: comma-separated dotted field paths (`id,annotation.id`)."""
+    include = [p.split(".") for p in (request.args.get("include") or "").split(",") if p]
+    exclude = [p.split(".") for p in [*(request.args.get("exclude") or "").split(","), *excluded] if p]
+    if include:
+        records = [_only(record, include + [["id"]]) for record in records]  # id always comes
+    if exclude:
+        records = [_without(record, exclude) for record in records]
+    return records
 
 
 def paging(default: int = DEFAULT_LIMIT) -> tuple[int, int]:
@@ -532,7 +573,9 @@ def variant_query():
         found = store.variants[fqn].query(params, known)
         page = [variant.to_json(fqn) for variant in found[skip:skip + limit]]
     total = len(found) if counted() else -1
-    return envelope([result(page, "Variant", total)])
+    # summary=true: the variants without their samples' data, as OpenCGA's summary does
+    summary = ("studies.samples",) if request.args.get("summary", "").lower() == "true" else ()
+    return envelope([result(projected(page, summary), "Variant", total)])
 
 
 # --- the host ----------------------------------------------------------------------------

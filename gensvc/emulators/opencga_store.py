@@ -29,7 +29,6 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 from . import opencga_variants as variants
 

@@ -351,6 +351,18 @@ def build_filter(params: dict[str, str], known_samples: set[str]) -> Callable[[S
             raise VariantQueryError(f"Sample not found: {', '.join(missing)}")
         combine = all if every else any
         tests.append(lambda v: combine(_has_alt(v.samples.get(n, ".")) for n in names))
+    if params.get("genotype"):
+        # SAMPLE:GT[,GT...] per sample, samples joined by ';' (all must hold)
+        wanted_gts: list[tuple[str, set[str]]] = []
+        for clause in [c for c in params["genotype"].split(";") if c]:
+            name, separator, gts = clause.partition(":")
+            if not separator or not gts:
+                raise VariantQueryError(f"Invalid genotype filter '{clause}': use SAMPLE:GT[,GT...]")
+            if name not in known_samples:
+                raise VariantQueryError(f"Sample not found: {name}")
+            wanted_gts.append((name, {gt.replace("|", "/") for gt in gts.split(",")}))
+        tests.append(lambda v: all(v.samples.get(n, "0/0").replace("|", "/") in gts
+                                   for n, gts in wanted_gts))
     for name in ("populationFrequencyAlt", "populationFrequencyMaf"):
         if params.get(name):
             clauses, every = _split(params[name])

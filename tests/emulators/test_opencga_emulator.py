@@ -425,8 +425,29 @@ def test_the_variant_query_filters_by_region_gene_type_sample_and_annotation(api
     assert ids(api, indexed, id="rs1") == ["1:11785743:T:C", "1:11785743:T:G"]
 
 
+def test_the_genotype_filter_takes_genotypes_per_sample_and_ands_the_samples(api, indexed):
+    assert ids(api, indexed, genotype="TUMOUR:1/1") == ["chrX:154900000:C:T"]
+    assert ids(api, indexed, genotype="NORMAL:0/1,1/2") == [
+        "1:11785743:T:C", "17:7675088:TC:AG", "22:19950001:-:GGG"]
+    assert ids(api, indexed, genotype="NORMAL:0/1;TUMOUR:0/1") == ["17:7675088:TC:AG"]
+
+
+def test_include_exclude_and_summary_shape_the_results(api, indexed):
+    (only,) = api.result(api.get("analysis/variant/query", study=indexed, limit=1,
+                                 include="chromosome,annotation.id"))["results"]
+    assert only == {"id": "1:11785743:T:C", "chromosome": "1", "annotation": {"id": "1:11785743:T:C"}}
+    (lean,) = api.result(api.get("analysis/variant/query", study=indexed, limit=1,
+                                 exclude="annotation,studies.files"))["results"]
+    assert "annotation" not in lean and "files" not in lean["studies"][0] and lean["studies"][0]["samples"]
+    (summary,) = api.result(api.get("analysis/variant/query", study=indexed, limit=1, summary="true"))["results"]
+    assert "samples" not in summary["studies"][0] and summary["annotation"]
+    (sample,) = api.result(api.get("samples/search", study=indexed, id="NORMAL", include="fileIds"))["results"]
+    assert sample == {"id": "NORMAL", "fileIds": ["data:mixed.vcf"]}
+
+
 def test_bad_variant_filters_are_refused_in_the_error_envelope(api, indexed):
     for params in ({"region": "17:200-100"}, {"type": "WOBBLE"}, {"sample": "NOBODY"},
+                   {"genotype": "NORMAL"}, {"genotype": "NOBODY:0/1"},
                    {"populationFrequencyAlt": "GNOMAD<0.1"}):
         answer = api.get("analysis/variant/query", study=indexed, **params)
         assert answer.status_code == 500, params
