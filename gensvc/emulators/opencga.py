@@ -278,8 +278,8 @@ def http_error(error: HTTPException):
 
 def body_json() -> dict:
     data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise OpencgaError("The body is not JSON", PARAMETER_EXCEPTION, 400)
+    if (data is None and request.get_data()) or not isinstance(data, (dict, type(None))):
+        raise OpencgaError("The body must be a JSON object", PARAMETER_EXCEPTION, 400)
     return data or {}
 
 

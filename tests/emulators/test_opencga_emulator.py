@@ -335,6 +335,25 @@ def test_the_index_error_fault_fails_a_good_job_with_its_message(opencga, api):
     assert (status["id"], status["description"]) == ("ERROR", "HBase region server gone")
 
 
+def test_a_bgzipped_vcf_uploads_indexes_and_queries_like_a_plain_one(api, tmp_path):
+    pysam = pytest.importorskip("pysam")
+    plain = tmp_path / "mixed.vcf"
+    plain.write_text(MIXED_VCF)
+    pysam.tabix_compress(str(plain), str(tmp_path / "mixed.vcf.gz"))
+    study = api.new_study("bgzip")
+    record = api.result(api.upload("mixed.vcf.gz", (tmp_path / "mixed.vcf.gz").read_bytes(), study=study))["results"][0]
+    assert (record["format"], record["sampleIds"]) == ("VCF", ["NORMAL", "TUMOUR"])
+    api.index(study, "data:mixed.vcf.gz", "job-bgzip")
+    assert api.wait(study, "job-bgzip")["internal"]["status"]["id"] == "DONE"
+    assert api.result(api.get("analysis/variant/query", study=study, count="true"))["numMatches"] == 6
+
+
+def test_a_body_that_is_not_a_json_object_is_400(api):
+    answer = requests.post(api.base + "operation/variant/index", params={"study": "demo"}, json=["x"],
+                           headers=api.headers(), timeout=10)
+    assert answer.status_code == 400 and "JSON object" in error_event(answer)["message"]
+
+
 def test_a_killed_job_is_aborted_and_its_file_stays_unindexed(api):
     study = api.new_study("killed")
     api.upload("k.vcf", MIXED_VCF, study=study)
