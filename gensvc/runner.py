@@ -88,6 +88,7 @@ class Step:
     input: dict
     output: dict
     versions: dict = field(default_factory=dict)
+    committed: list = field(default_factory=list)  # callables run once every output is in place
 
     @property
     def url(self) -> str | None:
@@ -202,6 +203,8 @@ def run(call: Call) -> dict:
         step = Step(call, settings, session, input=call.input, output=staged)
         details = operation(step, **params) or {}
         record = _provenance(call, step, details, started)
+    for callback in step.committed:  # e.g. a checkpoint no longer needed
+        callback()
     write_provenance(outputs, record, log)
     log.info("gensvc %s %s done: %d requests in %.1f s", call.service, call.operation, record["requests"], record["seconds"])
     return record

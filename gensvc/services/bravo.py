@@ -1,7 +1,10 @@
 """Bravo (TOPMed freeze5) variant browser: client and operations.
 
 Bravo is synchronous: every operation is a handful of paged GETs under the
-shared limit of 180 requests per 15 minutes.
+shared limit of 180 requests per 15 minutes. Region and gene queries can take
+thousands of pages: their records go page by page into a checkpoint under the
+state dir (gensvc.core.checkpoint), so a rerun after a failure goes on from
+there, and the output is written from it without holding every record.
 """
 
 from __future__ import annotations
@@ -9,15 +12,23 @@ from __future__ import annotations
 import bisect
 import csv
 import json
+import logging
 import math
 import re
 from collections import defaultdict
+from contextlib import contextmanager
+from typing import Iterable
 from urllib.parse import urljoin, urlsplit
 
 from gensvc.alleles import minimal
 from gensvc.core import progress
+from gensvc.core.checkpoint import Checkpoint
+from gensvc.core.disk_sort import sorted_on_disk
+from gensvc.core.receipts import idempotency_key
 from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
+
+log = logging.getLogger("gensvc.bravo")
 
 MAX_REGION = 250_000
 SERVED_BUILDS = {"GRCh38": "hg38"}
@@ -50,21 +61,29 @@ class BravoClient:
     def get(self, path: str, params: dict | None = None) -> dict:
         return self._get(urljoin(self.base, path), params)
 
-    def pages(self, path: str, params: dict):
-        """Every page of a paged query, following ``next`` until it is null.
+    def pages(self, path: str, params: dict, resume: dict | None = None, seen=()):
+        """Every page of a paged query, following ``next`` until it is null, each with the
+        cursor that goes on after it: None after the last page, or where going on later
+        is not safe (``resumable_link``).
 
-        A server whose links loop or never end is stopped (exit 5): a link that
-        repeats, a page that brings no record not seen before, or more pages than
-        the query can hold (``page_bound``).
+        ``resume``, a cursor yielded before (kept in a checkpoint), goes on from there;
+        ``seen`` are the record keys read before it. A server whose links loop or never
+        end is stopped (exit 5): a link that repeats, a page that brings no record not
+        seen before, or more pages than the query can hold (``page_bound``).
         """
         limit = int(params.get("limit", PAGE_SIZE))
-        page = self.get(path, params)
-        yield page
-        span = query_span(path, params, page)
-        bound = page_bound(span, limit, page.get("total"))
-        links, records, count = set(), set(map(_record_key, page.get("data") or ())), 1
-        while page.get("next"):
-            link = self._same_origin(page["next"])
+        links, records = set(), set(seen)
+        if resume:
+            link, count, span, bound = resume["next"], resume["pages"], resume["span"], resume["bound"]
+        else:
+            page, count = self.get(path, params), 1
+            span = query_span(path, params, page)
+            bound = page_bound(span, limit, page.get("total"))
+            records |= set(map(_record_key, page.get("data") or ()))
+            link = page.get("next")
+            yield page, _cursor(path, link, count, span, bound)
+        while link:
+            link = self._same_origin(link)
             where = link.split("?")[0]
             if link in links:
                 raise _endless(f"page {count} links to a page already read", where)
@@ -78,7 +97,8 @@ class BravoClient:
             if not new and page.get("next"):
                 raise _endless(f"page {count} repeats records already read, yet links to another", where)
             records |= new
-            yield page
+            link = page.get("next")
+            yield page, _cursor(path, link, count, span, bound)
 
     def _same_origin(self, link: str) -> str:
         # the token goes only to the server we were configured with
@@ -138,6 +158,21 @@ def page_bound(positions: int, limit: int, total=None) -> int:
     if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
         records = min(records, total)
     return records // max(1, limit) + 1
+
+
+def resumable_link(path: str, link: str) -> bool:
+    """Whether a ``next`` link can be followed in a later run: Bravo's own links repeat
+    the query and add ``last``, a cursor naming the last record read (no state kept on
+    the server), so the same link gives the same next page later."""
+    parts = urlsplit(link)
+    return parts.path.rstrip("/").endswith(f"/{path}") and any(
+        field.startswith("last=") for field in parts.query.split("&"))
+
+
+def _cursor(path: str, link: str | None, pages: int, span: int, bound: int) -> dict | None:
+    if not link or not resumable_link(path, link):
+        return None
+    return {"next": link, "pages": pages, "span": span, "bound": bound}
 
 
 def _record_key(record):
@@ -235,16 +270,39 @@ def region_windows(start: int, end: int, width: int = MAX_REGION):
 # ---- results -----------------------------------------------------------------
 
 
-def sort_variants(variants: list[dict], sort: str | None) -> list[dict]:
-    """Order like Bravo does: the given keys, then position, then variant id."""
-    ordered = sorted(variants, key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"], v["variant_id"]))
-    for key, descending in reversed(_sort_keys(sort)):
-        field = {"variant-id": "variant_id"}.get(key, key)
-        if field == "pos":
-            ordered.sort(key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"]), reverse=descending)
-        else:
-            ordered.sort(key=lambda v: v.get(field), reverse=descending)
-    return ordered
+class Descending:
+    """A sort key's value compared the other way round (strings too)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return self.value == other.value
+
+    def __lt__(self, other):
+        return other.value < self.value
+
+
+def variant_order(sort: str | None):
+    """The order windows are joined in, as one key of a record: the given keys, then
+    position, then variant id (one key, so that runs sorted apart merge into it)."""
+    keys = [({"variant-id": "variant_id"}.get(name, name), descending) for name, descending in _sort_keys(sort)]
+
+    def key(v):
+        where = (CHROM_ORDER.get(v["chrom"], 99), v["pos"])
+        given = []
+        for field, descending in keys:
+            value = where if field == "pos" else v.get(field)
+            given.append(Descending(value) if descending else value)
+        return (*given, *where, v["variant_id"])
+
+    return key
+
+
+def vcf_order(v) -> tuple:
+    return (CHROM_ORDER.get(v["chrom"], 99), v["pos"], v["ref"], v["alt"])
 
 
 def _sort_keys(sort: str | None) -> list[tuple[str, bool]]:
@@ -256,42 +314,56 @@ def _sort_keys(sort: str | None) -> list[tuple[str, bool]]:
     return keys
 
 
-def write_variants(path: str, variants: list[dict], fmt: str, extra: dict | None = None) -> None:
-    if fmt == "json":
-        with open(path, "w") as handle:
-            json.dump({**(extra or {}), "variants": variants}, handle, indent=1)
-            handle.write("\n")
-    elif fmt == "tsv":
-        with open(path, "w", newline="") as handle:
+def write_variants(path: str, variants: Iterable[dict], fmt: str, extra: dict | None = None, chroms=()) -> None:
+    """Stream ``variants`` into ``path``. For VCF they come in ``vcf_order`` and ``chroms``
+    names their chromosomes (the header lists them before the first record)."""
+    with open(path, "w", newline="") as handle:
+        if fmt == "json":
+            _write_json(handle, variants, extra or {})
+        elif fmt == "tsv":
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
             writer.writerow(COLUMNS)
             for v in variants:
                 writer.writerow([v.get(c, "") for c in COLUMNS])
-    else:
-        write_vcf(path, variants)
+        else:
+            _write_vcf(handle, variants, chroms)
 
 
-def write_vcf(path: str, variants: list[dict]) -> None:
-    ordered = sorted(variants, key=lambda v: (CHROM_ORDER.get(v["chrom"], 99), v["pos"], v["ref"], v["alt"]))
-    chroms = sorted({v["chrom"] for v in variants}, key=lambda c: CHROM_ORDER.get(c, 99))
-    with open(path, "w") as handle:
-        handle.write("##fileformat=VCFv4.2\n##source=gensvc bravo (TOPMed freeze5)\n")
-        for name, description in FILTERS.items():
-            handle.write(f'##FILTER=<ID={name},Description="{description}">\n')
+def _write_json(handle, variants: Iterable[dict], extra: dict) -> None:
+    # the bytes of json.dump({**extra, "variants": [...]}, indent=1), one record at a time
+    handle.write("{\n")
+    for name, value in extra.items():
+        handle.write(f" {json.dumps(name)}: {_indented(value, 1)},\n")
+    handle.write(' "variants": [')
+    count = 0
+    for v in variants:
+        handle.write(f"{',' if count else ''}\n  {_indented(v, 2)}")
+        count += 1
+    handle.write("\n ]\n}\n" if count else "]\n}\n")
+
+
+def _indented(value, depth: int) -> str:
+    return json.dumps(value, indent=1).replace("\n", "\n" + " " * depth)
+
+
+def _write_vcf(handle, variants: Iterable[dict], chroms) -> None:
+    handle.write("##fileformat=VCFv4.2\n##source=gensvc bravo (TOPMed freeze5)\n")
+    for name, description in FILTERS.items():
+        handle.write(f'##FILTER=<ID={name},Description="{description}">\n')
+    handle.write(
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of Alleles in Samples with Coverage">\n'
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Alternate Allele Counts in Samples with Coverage">\n'
+        '##INFO=<ID=AF,Number=A,Type=Float,Description="Alternate Allele Frequencies">\n'
+    )
+    for chrom in sorted(set(chroms), key=lambda c: CHROM_ORDER.get(c, 99)):
+        handle.write(f"##contig=<ID={chrom}>\n")
+    handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    for v in variants:
+        info = f"AN={v['allele_num']};AC={v['allele_count']};AF={v['allele_freq']}"
         handle.write(
-            '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of Alleles in Samples with Coverage">\n'
-            '##INFO=<ID=AC,Number=A,Type=Integer,Description="Alternate Allele Counts in Samples with Coverage">\n'
-            '##INFO=<ID=AF,Number=A,Type=Float,Description="Alternate Allele Frequencies">\n'
+            f"{v['chrom']}\t{v['pos']}\t{v['variant_id']}\t{v['ref']}\t{v['alt']}\t"
+            f"{v.get('site_quality', '.')}\t{v.get('filter') or '.'}\t{info}\n"
         )
-        for chrom in chroms:
-            handle.write(f"##contig=<ID={chrom}>\n")
-        handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
-        for v in ordered:
-            info = f"AN={v['allele_num']};AC={v['allele_count']};AF={v['allele_freq']}"
-            handle.write(
-                f"{v['chrom']}\t{v['pos']}\t{v['variant_id']}\t{v['ref']}\t{v['alt']}\t"
-                f"{v.get('site_quality', '.')}\t{v.get('filter') or '.'}\t{info}\n"
-            )
 
 
 def output_format(path: str, fmt: str | None) -> str:
@@ -303,18 +375,104 @@ def output_format(path: str, fmt: str | None) -> str:
     raise UsageError(f"cannot tell the format of {path}", hint="end it in .tsv, .json or .vcf, or set params format")
 
 
-def _collect(client: BravoClient, path: str, params: dict, seen: set | None = None, conditions=()) -> tuple[list[dict], dict]:
-    """All records of a paged query (deduplicated by variant id) and the first page's extras."""
-    seen = set() if seen is None else seen
-    variants, first = [], None
-    for page in client.pages(path, params):
-        first = first or page
+def _collect(client: BravoClient, path: str, params: dict) -> list[dict]:
+    """All records of a small paged query (deduplicated by variant id), in memory."""
+    seen, variants = set(), []
+    for page, _ in client.pages(path, params):
         for variant in page["data"]:
-            if variant["variant_id"] not in seen and passes(variant, conditions):
+            if variant["variant_id"] not in seen:
                 seen.add(variant["variant_id"])
                 variants.append(variant)
-    extras = {k: v for k, v in (first or {}).items() if k not in ("data", "next", "format", "header", "meta")}
-    return variants, extras
+    return variants
+
+
+# ---- long fetches: streamed to a checkpoint, resumed by a rerun ------------------
+
+
+@contextmanager
+def resumable(step, operation: str, params: dict, inputs: dict | None = None):
+    """The checkpoint of this call (keyed like the submission journal), open and locked;
+    discarded once the outputs are in place, kept for a rerun if the call fails."""
+    request = {"service": "bravo", "url": step.url, "operation": operation, "params": params}
+    key = idempotency_key("bravo", step.url, operation, params, inputs or {})
+    checkpoint = Checkpoint(step.settings.state_dir, "bravo", key, request)
+    with checkpoint:
+        if checkpoint.position:
+            position = checkpoint.position
+            log.info("resuming from checkpoint %s: %d records kept, %d of %d queries done%s; "
+                     "delete it to start afresh", checkpoint.directory, checkpoint.count, position["query"],
+                     position["queries"], " and part of the next" if position["cursor"] else "")
+        try:
+            yield checkpoint
+        except BaseException:
+            if checkpoint.position:
+                log.info("the %d records read so far are kept in %s; a rerun of the same call goes on "
+                            "from there", checkpoint.count, checkpoint.directory)
+            raise
+    step.committed.append(checkpoint.discard)
+
+
+def fetch_into(checkpoint: Checkpoint, client: BravoClient, queries: list[tuple[str, dict]], conditions=(),
+               finished=lambda index: None) -> dict:
+    """Every record of every query, deduplicated by variant id and filtered by
+    ``conditions``, appended to the checkpoint page by page, from where it stopped.
+
+    Each query, and each page with a resumable next link, is committed with its
+    position. Neighbouring queries share an edge, so a record can repeat only in the
+    query after its own: the ids of two queries are in memory, not of all.
+    ``finished(index)`` is called as each query ends. Returns the final position: the first page's extras and the chromosomes read.
+    """
+    position = checkpoint.position or {"query": 0, "cursor": None, "start": 0, "previous_start": 0,
+                                       "extras": None, "chroms": []}
+    index, cursor = position["query"], position["cursor"]
+    extras, chroms = position["extras"], set(position["chroms"])
+    # where the records of the query at ``index``, and of the one before it, begin
+    start, previous_start = position["start"], position["previous_start"]
+    previous = {v["variant_id"] for v in checkpoint.records(previous_start, start)} if index else set()
+    current = {v["variant_id"] for v in checkpoint.records(start)}
+
+    def place(**changes):
+        return {**position, "queries": len(queries), "extras": extras, "chroms": sorted(chroms),
+                "start": start, "previous_start": previous_start, **changes}
+
+    while index < len(queries):
+        path, params = queries[index]
+        for page, cursor in client.pages(path, params, resume=cursor, seen=current):
+            if extras is None:
+                extras = {k: v for k, v in page.items() if k not in ("data", "next", "format", "header", "meta")}
+            fresh = []
+            for v in page["data"]:
+                if v["variant_id"] not in current and v["variant_id"] not in previous and passes(v, conditions):
+                    current.add(v["variant_id"])
+                    chroms.add(v["chrom"])
+                    fresh.append(v)
+            checkpoint.append(fresh)
+            if cursor:
+                position = place(query=index, cursor=cursor)
+                checkpoint.commit(position)
+        index += 1
+        previous, current = current, set()
+        previous_start, start = start, checkpoint.size
+        position = place(query=index, cursor=None)
+        checkpoint.commit(position)
+        finished(index - 1)
+    return position
+
+
+def write_fetched(checkpoint: Checkpoint, path: str, fmt: str, order=None, extra: dict | None = None) -> None:
+    """The checkpoint's records into ``path``: in the order read, or by ``order`` (a key of
+    a record); VCF by position, ties in that order. Reordering sorts on disk, so memory
+    holds a bounded part of the records, never all."""
+    def listed(item):  # (n, record): the n-th record read
+        return (*order(item[1]), item[0]) if order else item[0]
+
+    def by_position(item):
+        return vcf_order(item[1]), listed(item)
+
+    key = by_position if fmt == "vcf" else listed if order else None
+    items = enumerate(checkpoint.records())
+    ordered = sorted_on_disk(items, key, checkpoint.directory) if key else items
+    write_variants(path, (v for _, v in ordered), fmt, extra, chroms=checkpoint.position["chroms"])
 
 
 def _api_versions(url: str) -> dict:
@@ -349,8 +507,9 @@ def variant(step, *, variant_id=None, chrom=None, pos=None, format=None) -> dict
         params = {"chrom": _chrom_param(chrom), "pos": int(pos)}
     else:
         raise UsageError("give variant_id, or chrom and pos")
-    variants, _ = _collect(BravoClient(step), "variant", params)
-    write_variants(path, variants, fmt)
+    variants = _collect(BravoClient(step), "variant", params)
+    ordered = sorted(variants, key=vcf_order) if fmt == "vcf" else variants
+    write_variants(path, ordered, fmt, chroms={v["chrom"] for v in variants})
     return {"variants": len(variants), "versions": _api_versions(step.url)}
 
 
@@ -362,19 +521,22 @@ def region(step, *, chrom, start, end, sort=None, limit=PAGE_SIZE, format=None, 
     if sort:
         query["sort"] = sort
     windows = list(region_windows(int(start), int(end)))
-    client, seen, variants = BravoClient(step), set(), []
+    queries = [("region", {**query, "start": window_start, "end": window_end}) for window_start, window_end in windows]
+    # one window keeps Bravo's order; windows are joined in one order of their own
+    order = variant_order(sort) if len(windows) > 1 else None
     expected = [expected_pages(s, e, EXPECTED_DENSITY, int(limit)) for s, e in windows]
-    with progress.report("bravo region", total=sum(expected), limiter=step.session.limiter) as reporter:
-        reporter.plan(f" ({len(windows)} window{'s' * (len(windows) > 1)} at about {EXPECTED_DENSITY:g} records per bp)")
-        for done, (window_start, window_end) in enumerate(windows, 1):
-            found, _ = _collect(client, "region", {**query, "start": window_start, "end": window_end}, seen, conditions)
-            variants.extend(found)
-            # the rest of the plan, scaled by the pages the windows so far really took
-            reporter.expect(round(reporter.done * sum(expected) / sum(expected[:done])))
-    if len(windows) > 1:
-        variants = sort_variants(variants, sort)
-    write_variants(path, variants, fmt)
-    return {"variants": len(variants), "windows": len(windows), "versions": _api_versions(step.url)}
+    with resumable(step, "region", {**query, "start": int(start), "end": int(end)}) as checkpoint:
+        first = checkpoint.position["query"] if checkpoint.position else 0  # windows done before
+        with progress.report("bravo region", total=sum(expected[first:]), limiter=step.session.limiter) as reporter:
+            left = len(windows) - first
+            reporter.plan(f" ({left} window{'s' * (left > 1)} at about {EXPECTED_DENSITY:g} records per bp)")
+
+            def finished(index):  # the rest of the plan, scaled by the pages the windows so far really took
+                reporter.expect(round(reporter.done * sum(expected[first:]) / sum(expected[first:index + 1])))
+
+            fetch_into(checkpoint, BravoClient(step), queries, conditions, finished)
+        write_fetched(checkpoint, path, fmt, order)
+    return {"variants": checkpoint.count, "windows": len(windows), "versions": _api_versions(step.url)}
 
 
 def gene(step, *, name, sort=None, limit=PAGE_SIZE, format=None, **filters) -> dict:
@@ -384,10 +546,11 @@ def gene(step, *, name, sort=None, limit=PAGE_SIZE, format=None, **filters) -> d
     conditions = filter_conditions(filters)
     if sort:
         query["sort"] = sort
-    with progress.report(f"bravo gene {name}", limiter=step.session.limiter):  # pages unknown: a count
-        variants, extras = _collect(BravoClient(step), "gene", query, conditions=conditions)
-    write_variants(path, variants, fmt, extra={"gene": extras.get("gene")})
-    return {"variants": len(variants), "gene": extras.get("gene"), "versions": _api_versions(step.url)}
+    with resumable(step, "gene", query) as checkpoint:
+        with progress.report(f"bravo gene {name}", limiter=step.session.limiter):  # pages unknown: a count
+            extras = fetch_into(checkpoint, BravoClient(step), [("gene", query)], conditions)["extras"] or {}
+        write_fetched(checkpoint, path, fmt, extra={"gene": extras.get("gene")})
+    return {"variants": checkpoint.count, "gene": extras.get("gene"), "versions": _api_versions(step.url)}
 
 
 # ---- frequencies ------------------------------------------------------------------
@@ -469,10 +632,10 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
         reporter.plan()
         for chrom, start, end in plan:
             if start == end:
-                found, _ = _collect(client, "variant", {"chrom": chrom, "pos": start})
+                found = _collect(client, "variant", {"chrom": chrom, "pos": start})
                 counts["variant_queries"] += 1
             else:
-                found, _ = _collect(client, "region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
+                found = _collect(client, "region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
                 counts["region_queries"] += 1
             for v in found:
                 known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v

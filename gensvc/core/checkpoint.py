@@ -1,0 +1,151 @@
+"""What a long paged fetch has read so far, kept on disk so that a rerun resumes it.
+
+A checkpoint lives in ``<state_dir>/checkpoints/<service>/<key>/``, the key a hash of the
+request (as the submission journal's, see receipts.idempotency_key). It holds two files:
+
+- ``records.jsonl``: every record read so far, one JSON line each, in the order read;
+- ``state.json``: how many bytes of that file count, and the caller's ``position`` (what it
+  has finished and where to go on), replaced atomically.
+
+Records are appended, then ``commit`` flushes them to disk and writes the state: a run that
+stops between the two leaves bytes the state does not count, and the next open cuts them
+off. So a rerun sees exactly the records of its last commit, and what to read next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from filelock import FileLock
+
+from gensvc.core.receipts import now_iso
+
+log = logging.getLogger("gensvc.checkpoint")
+
+FORMAT = 1  # of the files; a checkpoint of another format is started afresh
+
+
+def checkpoint_dir(state_dir: Path, service: str) -> Path:
+    return Path(state_dir) / "checkpoints" / service
+
+
+class Checkpoint:
+    """The records and position of one request; use it as a context manager.
+
+    ``position`` is None for a fresh start, else the dict the last ``commit`` was given.
+    While open, the checkpoint is locked: a second run of the same request waits for the
+    first, then resumes from (or, after the first committed its output, repeats) its work.
+    """
+
+    def __init__(self, state_dir: Path, service: str, key: str, request: dict):
+        self.directory = checkpoint_dir(state_dir, service) / key
+        self.request = request
+        self.position: dict | None = None
+        self.count = 0  # records committed and appended
+        self._committed = (0, 0)  # (bytes, records) the state counts
+        self._records = None
+        # beside the directory, so that removing the directory never removes a held lock
+        self._lock = FileLock(str(self.directory) + ".lock")
+
+    @property
+    def records_path(self) -> Path:
+        return self.directory / "records.jsonl"
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "state.json"
+
+    @property
+    def size(self) -> int:
+        """Bytes of records appended so far: where the next record will start."""
+        return self._records.tell()
+
+    def __enter__(self) -> "Checkpoint":
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except TimeoutError:
+            log.info("waiting for another run of the same request (lock %s)", self._lock.lock_file)
+            self._lock.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._records is not None:
+            self._records.close()
+            self._records = None
+        self._lock.release()
+
+    def _open(self) -> None:
+        self.directory.mkdir(exist_ok=True)
+        for scratch in self.directory.glob(".sort-*"):  # left by a run killed while sorting
+            shutil.rmtree(scratch, ignore_errors=True)
+        state = self._read_state()
+        size, count = (state["bytes"], state["records"]) if state else (0, 0)
+        self._records = open(self.records_path, "ab+")
+        if self._records.seek(0, os.SEEK_END) < size:
+            log.warning("checkpoint %s lost records; starting afresh", self.directory)
+            state, size, count = None, 0, 0
+        self._records.truncate(size)  # what a stopped run appended after its last commit
+        self._records.seek(size)
+        self._committed = (size, count)
+        self.count = count
+        self.position = state["position"] if state else None
+
+    def _read_state(self) -> dict | None:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.warning("checkpoint %s is unreadable; starting afresh", self.state_path)
+            return None
+        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("request") != self.request:
+            log.warning("checkpoint %s is of another request or format; starting afresh", self.directory)
+            return None
+        return state
+
+    def append(self, records: Iterable[dict]) -> None:
+        lines = [json.dumps(record, separators=(",", ":")) + "\n" for record in records]
+        self._records.write("".join(lines).encode())
+        self.count += len(lines)
+
+    def commit(self, position: dict) -> None:
+        """Make what was appended count, and remember ``position`` with it."""
+        self._records.flush()
+        os.fsync(self._records.fileno())  # records on disk before the state that counts them
+        size = self._records.tell()
+        state = {"format": FORMAT, "request": self.request, "bytes": size, "records": self.count,
+                 "position": position, "updated": now_iso()}
+        tmp = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.state_path)
+        self._committed = (size, self.count)
+        self.position = position
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[dict]:
+        """The records between two byte offsets (``size`` values), by default all of them."""
+        self._records.flush()
+        stop = self.size if stop is None else stop
+        with open(self.records_path, "rb") as handle:
+            handle.seek(start)
+            while handle.tell() < stop:
+                line = handle.readline()
+                if not line:
+                    return
+                yield json.loads(line)
+
+    def discard(self) -> None:
+        """Remove the checkpoint (its request is done): under the lock, so never from
+        under another run that is resuming it."""
+        with self._lock:
+            shutil.rmtree(self.directory, ignore_errors=True)
