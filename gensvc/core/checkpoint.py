@@ -14,14 +14,13 @@ off. So a rerun sees exactly the records of its last commit, and what to read ne
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
-
-from filelock import FileLock
 
 from gensvc.core.receipts import now_iso
 
@@ -39,18 +38,18 @@ class Checkpoint:
 
     ``position`` is None for a fresh start, else the dict the last ``commit`` was given.
     While open, the checkpoint is locked: a second run of the same request waits for the
-    first, then resumes from (or, after the first committed its output, repeats) its work.
+    first, then resumes from its work (or, once the first discarded it, starts afresh).
     """
 
     def __init__(self, state_dir: Path, service: str, key: str, request: dict):
+        self.state_dir = Path(state_dir)
         self.directory = checkpoint_dir(state_dir, service) / key
         self.request = request
         self.position: dict | None = None
-        self.count = 0  # records committed and appended
-        self._committed = (0, 0)  # (bytes, records) the state counts
+        self.count = 0  # records committed, and appended since
         self._records = None
-        # beside the directory, so that removing the directory never removes a held lock
-        self._lock = FileLock(str(self.directory) + ".lock")
+        self._lock_path = self.directory.with_name(f"{key}.lock")
+        self._lock_fd: int | None = None
 
     @property
     def records_path(self) -> Path:
@@ -66,16 +65,11 @@ class Checkpoint:
         return self._records.tell()
 
     def __enter__(self) -> "Checkpoint":
-        self.directory.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire(timeout=0)
-        except TimeoutError:
-            log.info("waiting for another run of the same request (lock %s)", self._lock.lock_file)
-            self._lock.acquire()
+        self._lock()
         try:
             self._open()
         except BaseException:
-            self._lock.release()
+            self._unlock()
             raise
         return self
 
@@ -83,7 +77,35 @@ class Checkpoint:
         if self._records is not None:
             self._records.close()
             self._records = None
-        self._lock.release()
+        self._unlock()
+
+    def _lock(self) -> None:
+        # flock on a file beside the directory; ``discard`` removes that file while it
+        # holds the lock, so a lock taken on a file no longer at the path is taken again
+        while True:
+            try:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # a run that discarded its checkpoint removed the folder
+                self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another run of the same request (lock %s)", self._lock_path)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._lock_fd = fd
+                return
+            os.close(fd)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
 
     def _open(self) -> None:
         self.directory.mkdir(exist_ok=True)
@@ -97,7 +119,6 @@ class Checkpoint:
             state, size, count = None, 0, 0
         self._records.truncate(size)  # what a stopped run appended after its last commit
         self._records.seek(size)
-        self._committed = (size, count)
         self.count = count
         self.position = state["position"] if state else None
 
@@ -129,7 +150,6 @@ class Checkpoint:
         tmp = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, self.state_path)
-        self._committed = (size, self.count)
         self.position = position
 
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[dict]:
@@ -145,7 +165,21 @@ class Checkpoint:
                 yield json.loads(line)
 
     def discard(self) -> None:
-        """Remove the checkpoint (its request is done): under the lock, so never from
-        under another run that is resuming it."""
-        with self._lock:
+        """Remove the checkpoint (its request is done), under the lock, so never from under
+        another run resuming it; with its lock file and the folders it leaves empty."""
+        held = self._lock_fd is not None
+        if not held:
+            self._lock()
+        try:
             shutil.rmtree(self.directory, ignore_errors=True)
+            self._lock_path.unlink(missing_ok=True)
+        finally:
+            if not held:
+                self._unlock()
+        folder = self.directory.parent
+        while folder != self.state_dir.parent and folder.is_relative_to(self.state_dir):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: others' state
+                break
+            folder = folder.parent
