@@ -66,7 +66,6 @@ from .cavatica_wire import (
     page_response,
     project_json,
     resource_response,
-    select_fields,
     storage_error,
     store_error_response,
     user_json,
@@ -290,4 +289,4 @@ def create_app(config: EmulatorConfig | None = None) -> Flask:
     return app
 
 
-__all__ = ["BASE_PATH", "DEFAULT_TOKENS", "FAULT_KINDS", "create_app", "select_fields"]
+__all__ = ["BASE_PATH", "DEFAULT_TOKENS", "FAULT_KINDS", "create_app"]

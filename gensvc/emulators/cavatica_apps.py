@@ -9,6 +9,8 @@
   task, its log saying why.
 - `gensvc-demo/apps/failing-step`: takes a VCF and always fails in its second job, with
   an error in that job's log (a task that fails with execution details).
+- `gensvc-demo/apps/vcf-split`: takes a list of VCFs (`input_vcfs`, File[]) and outputs a
+  list, `chromosome_vcfs`: one `<name>.<chrom>.vcf` per input and chromosome, header kept.
 
 An app's run happens when its task's running time is over (the emulator's clock), so what
 the task reads is its inputs as they are then.
@@ -46,7 +48,7 @@ class AppFailure(Exception):
 
 @dataclass
 class AppResult:
-    outputs: dict[str, tuple[str, bytes]]  # output id -> (file name, content)
+    outputs: dict[str, tuple[str, bytes] | list[tuple[str, bytes]]]  # output id -> file(s): (name, content)
     jobs: list[tuple[str, str, str]]  # (job name, command line, log text), all DONE
 
 
@@ -57,7 +59,7 @@ class App:
     name: str
     description: str
     inputs: tuple[AppInput, ...]
-    outputs: tuple[str, ...]
+    outputs: tuple[tuple[str, str], ...]  # (output id, CWL type)
     run: Callable[[dict[str, Any], dict[str, bytes]], AppResult] = field(compare=False)
     project: str = DEMO_PROJECT
 
@@ -73,7 +75,7 @@ class App:
             "inputs": [{"id": item.id, "label": item.label or item.id,
                         "type": item.type if item.required else ["null", item.type]}
                        for item in self.inputs],
-            "outputs": [{"id": output, "type": ["null", "File"]} for output in self.outputs],
+            "outputs": [{"id": output, "type": ["null", kind]} for output, kind in self.outputs],
             "sbg:id": f"{self.id}/{self.revision}", "sbg:revision": self.revision,
             "sbg:project": self.project, "sbg:appVersion": ["v1.0"],
         }
@@ -169,18 +171,42 @@ def _always_fail(params: dict[str, Any], files: dict[str, bytes], names: dict[st
                      done=(("prepare", f"failing-step prepare {name}", f"prepared {name}\n"),))
 
 
+def _split_vcfs(params: dict[str, Any], files: dict[str, Any], names: dict[str, Any]) -> AppResult:
+    """One VCF per input and chromosome, the header kept: a list output."""
+    made, log = [], []
+    for content, name in zip(files["input_vcfs"], names["input_vcfs"]):
+        header, by_chrom = [], {}
+        for line in _vcf_text(content, name).splitlines():
+            if line.startswith("#"):
+                header.append(line)
+            elif line.strip():
+                by_chrom.setdefault(line.split("\t", 1)[0], []).append(line)
+        if not header or not header[-1].startswith("#CHROM"):
+            raise AppFailure("split-vcf", f"ERROR: {name}: no #CHROM header line (not a VCF)",
+                             f"{name} is not a VCF")
+        stem = _output_name(name)[: -len(".cav.vcf")]
+        for chrom, lines in by_chrom.items():
+            made.append((f"{stem}.{chrom}.vcf", ("\n".join(header + lines) + "\n").encode()))
+            log.append(f"{name}: {len(lines)} records on {chrom}")
+    return AppResult(outputs={"chromosome_vcfs": made},
+                     jobs=[("split-vcf", "vcf-split " + " ".join(names["input_vcfs"]),
+                            "\n".join(log) + "\n")])
+
+
 VCF_INPUT = AppInput("input_vcf", "File", label="Input VCF")
 APPS: tuple[App, ...] = (
     App("vcf-score", 0, "VCF score annotator", "Adds a deterministic CAV_SCORE to each variant.",
-        (VCF_INPUT,), ("annotated_vcf",),
+        (VCF_INPUT,), (("annotated_vcf", "File"),),
         lambda params, files, names: _score_vcf(False, params, files, names)),
     App("vcf-score", 1, "VCF score annotator",
         "Adds a deterministic CAV_SCORE and its tier (CAV_TIER) to each variant.",
         (VCF_INPUT, AppInput("tier_threshold", "float", required=False, label="High tier from")),
-        ("annotated_vcf",),
+        (("annotated_vcf", "File"),),
         lambda params, files, names: _score_vcf(True, params, files, names)),
+    App("vcf-split", 0, "VCF splitter", "One VCF per input and chromosome (a list output).",
+        (AppInput("input_vcfs", "File[]", label="Input VCFs"),), (("chromosome_vcfs", "File[]"),), _split_vcfs),
     App("failing-step", 0, "Failing step", "Always fails in its second job (for tests).",
-        (VCF_INPUT,), ("annotated_vcf",), _always_fail),
+        (VCF_INPUT,), (("annotated_vcf", "File"),), _always_fail),
 )
 
 
@@ -264,6 +290,10 @@ def _file_inputs(store: CavaticaStore, app: App, inputs: dict[str, Any]) -> tupl
             record: FileRecord = store.files[value["path"]]
             files[item.id] = record.path.read_bytes() if record.path else b""
             names[item.id] = record.name
+        elif item.type == "File[]":
+            records = [store.files[v["path"]] for v in (value if isinstance(value, list) else [value])]
+            files[item.id] = [r.path.read_bytes() if r.path else b"" for r in records]
+            names[item.id] = [r.name for r in records]
         else:
             params[item.id] = value
     return params, files, names
@@ -294,12 +324,19 @@ def settle(store: CavaticaStore, task: Task, status: str) -> None:
         return
     for name, command, log in result.jobs:
         _add_job(store, task, root, name, command, log, failed=False)
-    for output_id, (name, content) in result.outputs.items():
-        record = store.add_file_bytes(store.unique_name(root.id, name), root, content,
-                                      origin_task=task.id)
-        task.outputs[output_id] = {"class": "File", "path": record.id, "name": record.name,
-                                   "basename": record.name, "size": record.size}
+    for output_id, value in result.outputs.items():
+        made = [_output_file(store, task, root, name, content)
+                for name, content in (value if isinstance(value, list) else [value])]
+        task.outputs[output_id] = made if isinstance(value, list) else made[0]
     task.execution_message = "Task completed successfully."
+
+
+def _output_file(store: CavaticaStore, task: Task, root: FileRecord, name: str,
+                 content: bytes) -> dict:
+    record = store.add_file_bytes(store.unique_name(root.id, name), root, content,
+                                  origin_task=task.id)
+    return {"class": "File", "path": record.id, "name": record.name, "basename": record.name,
+            "size": record.size}
 
 
 def _add_job(store: CavaticaStore, task: Task, root: FileRecord, name: str, command: str,

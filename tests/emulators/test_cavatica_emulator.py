@@ -423,3 +423,19 @@ def test_gensvc_emulate_cavatica_serves_the_v2_base_path():
 
     assert line["service"] == "cavatica" and line["url"].endswith("/v2")
     assert answer.status_code == 200
+
+
+def test_the_split_app_takes_a_list_of_files_and_outputs_a_list(api):
+    first = api.upload((VCF + "chr2\t5\t.\tT\tC\t.\tPASS\t.\n").encode(), name="one.vcf")
+    second = api.upload(VCF.encode(), name="two.vcf")
+    created = api("POST", "/tasks", params={"action": "run"},
+                  json={"project": PROJECT, "app": "gensvc-demo/apps/vcf-split",
+                        "inputs": {"input_vcfs": [{"class": "File", "path": first["id"]},
+                                                  {"class": "File", "path": second["id"]}]}})
+    assert _statuses_until_end(api, created.json())[-1] == "COMPLETED"
+    outputs = api("GET", created.json()["href"]).json()["outputs"]["chromosome_vcfs"]
+    raw = api("GET", "/apps/gensvc-demo/apps/vcf-split/raw").json()
+
+    assert [item["name"] for item in outputs] == ["one.chr1.vcf", "one.chr2.vcf", "two.chr1.vcf"]
+    assert all(item["class"] == "File" for item in outputs)
+    assert raw["outputs"] == [{"id": "chromosome_vcfs", "type": ["null", "File[]"]}]

@@ -213,3 +213,18 @@ def test_the_official_client_sees_the_platforms_errors(api):
 
     assert raised.value.code == 5002
     assert raised.value.message == "Requested file does not exist."
+
+
+def test_a_list_of_input_files_gives_a_list_of_output_files_the_client_can_download(api, vcf_file, tmp_path):
+    task = api.tasks.create(name="split", project=PROJECT, app="gensvc-demo/apps/vcf-split",
+                            inputs={"input_vcfs": [vcf_file]}, run=True)
+    task.wait(period=0.02)
+    outputs = task.outputs["chromosome_vcfs"]
+    (tmp_path / "out").mkdir()
+    for output in outputs:
+        output.download(str(tmp_path / "out" / output.name))
+
+    assert task.status == "COMPLETED"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o.name for o in outputs)
+    assert len(outputs) == 2 and all(o.name.endswith((".chr1.vcf", ".chr2.vcf")) for o in outputs)
+    assert all((tmp_path / "out" / o.name).read_text().startswith("##fileformat=VCFv4.2") for o in outputs)
