@@ -322,8 +322,8 @@ def report_parts(upload_id: str):
 
 @files_api.route("/upload/multipart/<upload_id>/complete", methods=["POST"])
 def complete_upload(upload_id: str):
+    record = store().complete_upload(upload_id)  # takes the lock itself, joins outside it
     with store().lock:
-        record = store().complete_upload(store().upload(upload_id))
         return json_response(file_json(record))
 
 
@@ -342,6 +342,8 @@ def put_part(upload_id: str, part_number: int):
         upload = store().uploads.get(upload_id)
         if upload is None or not 1 <= part_number <= upload.total_parts:
             return storage_error(404, "NoSuchUpload", "The upload or part does not exist.")
+        if upload.completing:
+            return storage_error(409, "OperationAborted", "The upload is being completed.")
     part = store().store_part(upload, part_number, request.stream, request.content_length)
     return Response(status=200, headers={"ETag": f'"{part.etag}"'})
 

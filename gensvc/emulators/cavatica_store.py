@@ -99,6 +99,7 @@ class Upload:
     directory: Path
     initiated: float = field(default_factory=time.time)
     parts: dict[int, UploadPart] = field(default_factory=dict)
+    completing: bool = False  # its parts are being joined: no more parts or reports
 
     @property
     def total_parts(self) -> int:
@@ -366,15 +367,47 @@ class CavaticaStore:
         number = self.check_part_number(upload, number)
         if not isinstance(etag, str):
             raise StoreError(400, 8014, "Invalid `part` report.")
+        if upload.completing:
+            raise StoreError(409, 8014, "Invalid `part` report: the upload is being completed.")
         part = upload.parts.get(number)
         if part is None:
             raise StoreError(400, 8014, f"Invalid `part` report: part {number} was never uploaded.")
         part.reported_etag = etag.strip('"')
 
-    def complete_upload(self, upload: Upload) -> FileRecord:
+    def complete_upload(self, upload_id: str) -> FileRecord:
         """Check every part (present, reported with its own ETag, sizes adding up), then
         join them into the file. The last part may be empty and the one before it one
-        byte longer than the part size, as sevenbridges-python cuts a k*part+1 file."""
+        byte longer than the part size, as sevenbridges-python cuts a k*part+1 file.
+        Call without the lock: the parts are joined outside it (a gigabyte takes seconds)
+        while the upload, marked completing, takes no more parts."""
+        with self.lock:
+            upload = self.upload(upload_id)
+            if upload.completing:
+                raise StoreError(409, 8007, "Failed to complete upload. It is being completed already.")
+            self._check_parts(upload)
+            parent = self.folder(upload.parent)
+            self._refuse_clash(upload, parent)
+            upload.completing = True
+        record = FileRecord(id=new_file_id(), name=upload.name, project=upload.project,
+                            parent=parent.id, size=upload.size)
+        try:
+            self._join_parts(upload, record)
+            with self.lock:
+                self._refuse_clash(upload, parent)
+                existing = self.child_named(parent.id, upload.name)
+                if existing is not None:
+                    self.delete_file(existing)  # overwrite: the old file goes; the new one has a new id
+                self.files[record.id] = record
+                self.drop_upload(upload)
+        except BaseException:
+            with self.lock:
+                upload.completing = False
+            if record.path is not None and record.id not in self.files:
+                record.path.unlink(missing_ok=True)
+            raise
+        return record
+
+    def _check_parts(self, upload: Upload) -> None:
         problems = []
         total = 0
         for number in range(1, upload.total_parts + 1):
@@ -394,12 +427,13 @@ class CavaticaStore:
             problems.append(f"the parts hold {total} bytes, the upload declared {upload.size}")
         if problems:
             raise StoreError(400, 8007, "Failed to complete upload. " + "; ".join(problems) + ".")
-        parent = self.folder(upload.parent)
+
+    def _refuse_clash(self, upload: Upload, parent: FileRecord) -> None:
         existing = self.child_named(parent.id, upload.name)
-        if existing is not None and not upload.overwrite:
+        if existing is not None and (not upload.overwrite or existing.type == "folder"):
             raise StoreError(409, 8004, "Requested file already exists.")
-        record = FileRecord(id=new_file_id(), name=upload.name, project=upload.project,
-                            parent=parent.id, size=upload.size)
+
+    def _join_parts(self, upload: Upload, record: FileRecord) -> None:
         record.path = self.directory / f"file-{record.id}"
         md5 = hashlib.md5()
         with open(record.path, "wb") as out:
@@ -412,11 +446,6 @@ class CavaticaStore:
         etags = [bytes.fromhex(upload.parts[n].etag) for n in range(1, upload.total_parts + 1)]
         record.etag = (upload.parts[1].etag if len(etags) == 1
                        else f"{hashlib.md5(b''.join(etags)).hexdigest()}-{len(etags)}")
-        if existing is not None:
-            self.delete_file(existing)  # overwrite: the old file goes, the new one is a new id
-        self.files[record.id] = record
-        self.drop_upload(upload)
-        return record
 
     def drop_upload(self, upload: Upload) -> None:
         self.uploads.pop(upload.id, None)
