@@ -169,6 +169,8 @@ def test_a_missing_or_unknown_token_is_401_and_the_root_needs_none(cavatica):
 
     assert_platform_error(no_token, 401, 90001)
     assert_platform_error(wrong, 401, 90001)
+    default = requests.get(cavatica.url + "/user", headers={"X-SBG-Auth-Token": "cavatica-demo-token"}, timeout=5)
+    assert_platform_error(default, 401, 90001)  # --tokens replaces the documented default
     assert root.status_code == 200 and root.json()["upload_url"].startswith(cavatica.url)
 
 

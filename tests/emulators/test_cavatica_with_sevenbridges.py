@@ -12,7 +12,7 @@ import pytest
 import requests
 
 sbg = pytest.importorskip("sevenbridges")
-from sevenbridges.errors import BadRequest, NotFound, TaskValidationError  # noqa: E402
+from sevenbridges.errors import BadRequest, NotFound, TaskValidationError, TooManyRequests  # noqa: E402
 
 from gensvc.emulators import start_emulator  # noqa: E402
 from gensvc.emulators.cavatica_apps import variant_score  # noqa: E402
@@ -228,3 +228,18 @@ def test_a_list_of_input_files_gives_a_list_of_output_files_the_client_can_downl
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o.name for o in outputs)
     assert len(outputs) == 2 and all(o.name.endswith((".chr1.vcf", ".chr2.vcf")) for o in outputs)
     assert all((tmp_path / "out" / o.name).read_text().startswith("##fileformat=VCFv4.2") for o in outputs)
+
+
+def test_the_official_client_raises_too_many_requests_with_code_1000_once_the_budget_is_spent(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with start_emulator("cavatica", tokens=[TOKEN], rate_limit=(2, 300)) as emulator:
+        monkeypatch.setenv("SB_API_ENDPOINT", emulator.url)
+        monkeypatch.setenv("SB_AUTH_TOKEN", TOKEN)
+        client = sbg.Api()
+        client.users.me()
+        client.users.me()
+        with pytest.raises(TooManyRequests) as raised:
+            client.users.me()
+
+        assert raised.value.code == 1000
+        assert client.remaining == 0  # GET /rate_limit still answers
