@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{service:<11} {operation:<14} {description}")
         return 0
     if command == "emulate":
-        return _emulate(argv[1:])
+        return _with_emulators(command, _emulate, argv[1:])
     if command == "demo":
         from gensvc.demo import main as demo
 
-        return demo(argv[1:])
+        return _with_emulators(command, demo, argv[1:])
     if command == "dev":
         return _dev(argv[1:])
     if command in _services_with_operations():
@@ -100,6 +100,22 @@ def _dev(argv: list[str]) -> int:
         return 0
     print(usage, file=sys.stderr)
     return 2
+
+
+EMULATOR_DEPENDENCIES = ("flask", "werkzeug")  # pyproject.toml's `emulators` extra
+
+
+def _with_emulators(command: str, run, argv: list[str]) -> int:
+    """emulate and demo serve the emulators; without their extra, one line says how to get it."""
+    try:
+        import gensvc.emulators.server  # noqa: F401  (imports Flask and werkzeug)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in EMULATOR_DEPENDENCIES:
+            raise
+        print(f"gensvc {command}: the emulators need {exc.name}, which is not installed; "
+              "pip install 'gensvc[emulators]'", file=sys.stderr)
+        return 2
+    return run(argv)
 
 
 def _emulate(argv: list[str]) -> int:

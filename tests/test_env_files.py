@@ -102,6 +102,7 @@ def test_gensvc_is_named_by_a_path_pip_expands_and_no_transitive_dependency_is_p
         expanded = PIP_VARIABLE.sub(str(REPO), pip[0])
         requirement = Requirement(expanded)
         assert requirement.name == "gensvc" and requirement.url == REPO.as_uri(), path
+        assert not requirement.extras, f"{path}: a wrapper needs no extra (the emulators' brings Flask)"
     assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"] == "gensvc"
 
 

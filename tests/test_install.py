@@ -148,3 +148,18 @@ def test_an_internal_error_on_the_command_line_exits_1_with_one_line_and_the_log
     named = Path(alone.stderr.rstrip().rsplit(" ", 1)[-1])
     assert "ModuleNotFoundError: No module named 'pysam'" in (workdir / named).read_text()
     assert not (workdir / "out.tsv").exists()
+
+
+def test_a_plain_pip_install_ships_py_typed_brings_no_flask_and_gensvc_emulate_says_how_to_get_it(venv, tmp_path):
+    """The emulators are an extra: a wrapper's install (the test above) runs without Flask."""
+    env = outside_environment(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", HOME=str(tmp_path))
+    probe = ("import importlib.util, pathlib, gensvc; "
+             "print(importlib.util.find_spec('flask'), importlib.util.find_spec('werkzeug'), "
+             "(pathlib.Path(gensvc.__file__).parent / 'py.typed').is_file())")
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert found.stdout.split() == ["None", "None", "True"], found.stdout + found.stderr
+    for command in (["emulate", "bravo", "--port", "0"], ["demo"]):
+        done = subprocess.run(["gensvc", *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"gensvc {command[0]}: ") and "pip install 'gensvc[emulators]'" in done.stderr
