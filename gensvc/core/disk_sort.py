@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-RUN_SIZE = 20_000
+RUN_SIZE = 5_000  # about 15 MB of records in memory
 FAN_IN = 64
 
 
