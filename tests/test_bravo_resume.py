@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BRAVO_TOKEN, add_fault, run_gensvc, stats
+from test_bravo_operations import frequency_input, write_vcf
 from gensvc.core.disk_sort import sorted_on_disk
 from gensvc.emulators.server import start_emulator
 from gensvc.services.bravo import write_variants
@@ -54,13 +55,13 @@ def checkpoints(env) -> list[Path]:
 
 
 def paged_requests(emulator) -> int:
-    return sum(n for path, n in stats(emulator)["by_path"].items() if path.endswith(("/region", "/gene")))
+    return sum(n for path, n in stats(emulator)["by_path"].items() if path.endswith(("/region", "/gene", "/variant")))
 
 
-def uninterrupted(tmp_path, env, bravo, args, name):
+def uninterrupted(tmp_path, env, bravo, args, name, output="variants"):
     """The output of a run never stopped, and how many requests it made."""
     out = tmp_path / "whole" / name
-    done = run_gensvc([*args, "--output", f"variants={out}"], env)
+    done = run_gensvc([*args, "--output", f"{output}={out}"], env)
     assert done.returncode == 0, done.stderr
     assert not (Path(env["GENSVC_STATE_DIR"]) / "checkpoints").exists()  # a finished run leaves nothing
     return out.read_bytes(), paged_requests(bravo)
@@ -95,6 +96,30 @@ def test_a_rerun_after_a_failure_midway_asks_only_for_the_rest_and_writes_the_sa
 
     limited.reset()  # a new window: the service answers again; counters from zero
     done = run_gensvc([*args, "--output", f"variants={out}"], env)
+    assert done.returncode == 0, done.stderr
+    assert paged_requests(limited) == needed - served
+    assert out.read_bytes() == whole
+    assert checkpoints(env) == []
+
+
+def test_a_rerun_of_frequencies_after_a_failure_midway_asks_only_for_the_rest(tmp_path, quick, bravo, allowing):
+    _, records = frequency_input(tmp_path)
+    vcf = tmp_path / "in.vcf"
+    write_vcf(vcf, records, chrom_prefix="chr")
+    args = ["bravo", "frequencies", "--input", f"vcf={vcf}", "--density", "0.5", "--page-size", "100"]
+    whole, needed = uninterrupted(tmp_path, quick, bravo, args, "freq.tsv", output="table")
+    served = (needed + 1) // 2  # the rerun needs no more than the emulator then allows
+    assert served > 3
+    limited = allowing(served)
+    env = quick | {"GENSVC_BRAVO_URL": limited.url}
+    out = tmp_path / "resumed" / "freq.tsv"
+
+    failed = run_gensvc([*args, "--output", f"table={out}"], env)
+    assert failed.returncode == 5, failed.stderr
+    assert not out.exists() and len(checkpoints(env)) == 1
+
+    limited.reset()
+    done = run_gensvc([*args, "--output", f"table={out}"], env)
     assert done.returncode == 0, done.stderr
     assert paged_requests(limited) == needed - served
     assert out.read_bytes() == whole

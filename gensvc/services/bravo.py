@@ -622,24 +622,25 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
                  param="assembly", service="Bravo freeze5")
     sites = read_sites(step.input["vcf"])
     by_chrom = query_positions(sites)
-    client = BravoClient(step)
-    known: dict[tuple, dict] = {}
-    counts = {"region_queries": 0, "variant_queries": 0}
     plan = [(chrom, start, end) for chrom in sorted(by_chrom, key=CHROM_ORDER.get)
             for start, end in plan_queries(by_chrom[chrom], density, page_size)]
-    pages = sum(expected_pages(start, end, density, page_size) for _, start, end in plan)
-    with progress.report("bravo frequencies", total=pages, limiter=step.session.limiter) as reporter:
-        reporter.plan()
-        for chrom, start, end in plan:
-            if start == end:
-                found = _collect(client, "variant", {"chrom": chrom, "pos": start})
-                counts["variant_queries"] += 1
-            else:
-                found = _collect(client, "region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
-                counts["region_queries"] += 1
-            for v in found:
-                known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
-                known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
+    queries = [("variant", {"chrom": chrom, "pos": start}) if start == end
+               else ("region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
+               for chrom, start, end in plan]
+    counts = {"region_queries": sum(path == "region" for path, _ in queries),
+              "variant_queries": sum(path == "variant" for path, _ in queries)}
+    expected = [expected_pages(start, end, density, page_size) for _, start, end in plan]
+    known: dict[tuple, dict] = {}
+    # keyed by the input's digest too: another VCF plans other queries
+    with resumable(step, "frequencies", {"density": density, "page_size": page_size},
+                   inputs={"vcf": step.input["vcf"]}) as checkpoint:
+        first = checkpoint.position["query"] if checkpoint.position else 0  # queries done before
+        with progress.report("bravo frequencies", total=sum(expected[first:]), limiter=step.session.limiter) as reporter:
+            reporter.plan()
+            fetch_into(checkpoint, BravoClient(step), queries)
+        for v in checkpoint.records():  # the records of sites asked for: a few per site
+            known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
+            known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
     found_count = 0
     with open(step.output["table"], "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
