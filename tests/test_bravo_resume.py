@@ -11,8 +11,11 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -191,6 +194,67 @@ def test_a_changed_call_does_not_take_another_calls_checkpoint(tmp_path, quick, 
     assert done.returncode == 0, done.stderr
     assert paged_requests(limited) == needed  # every page, none taken from the other call
     assert len(checkpoints(env)) == 1  # the failed call's, still there for its own rerun
+
+
+class PageNumberBravo(BaseHTTPRequestHandler):
+    """A stand-in whose next links count pages (``page=N``) instead of naming the last record
+    read: such a link is not known to give the same page later, so it is never resumed from.
+    One record every 1000 bp; from request ``fail_from`` on, every answer is a 503."""
+
+    served = 0
+    fail_from = None
+
+    def do_GET(self):
+        type(self).served += 1
+        if self.fail_from is not None and self.served >= self.fail_from:
+            return self._send(503, {"error": "unavailable"})
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        start, end, limit, page = int(query["start"]), int(query["end"]), int(query["limit"]), int(query.get("page", 0))
+        positions = [p for p in range(start - start % 1000, end + 1, 1000) if p >= start]
+        chunk = positions[page * limit:(page + 1) * limit]
+        records = [{"variant_id": f"22-{p}-A-G", "chrom": "22", "pos": p, "ref": "A", "alt": "G", "allele_count": p % 97,
+                    "allele_num": 125568, "allele_freq": (p % 97) / 125568, "filter": "PASS", "site_quality": 255.0}
+                   for p in chunk]
+        more = (page + 1) * limit < len(positions)
+        link = f"http://{self.headers['Host']}{self.path.split('&page=')[0]}&page={page + 1}" if more else None
+        self._send(200, {"data": records, "format": "json", "next": link})
+
+    def _send(self, status, body):
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_window_whose_links_cannot_be_resumed_is_read_again_from_its_start(tmp_path, quick):
+    handler = type("Handler", (PageNumberBravo,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = quick | {"GENSVC_BRAVO_URL": f"http://127.0.0.1:{server.server_port}/freeze5/hg38/api/v1/"}
+    # two windows of 251 records each, sharing the edge one (kept once), at 100 a page: 3 + 3 requests
+    args = ["bravo", "region", "--chrom", "22", "--start", "1000000", "--end", "1500000", "--limit", "100"]
+    try:
+        whole = tmp_path / "whole.json"
+        assert run_gensvc([*args, "--output", f"variants={whole}"], env).returncode == 0
+        assert handler.served == 6
+        handler.served, handler.fail_from = 0, 5  # the second window's second page fails
+        out = tmp_path / "resumed.json"
+        failed = run_gensvc([*args, "--output", f"variants={out}"], env)
+        assert failed.returncode == 5, failed.stderr
+        handler.served, handler.fail_from = 0, None
+        done = run_gensvc([*args, "--output", f"variants={out}"], env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr
+    assert handler.served == 3  # the first window kept; the second read again, from its first page
+    assert out.read_bytes() == whole.read_bytes()
+    assert len(json.loads(out.read_text())["variants"]) == 501
 
 
 # ---- in-process: the pieces the streaming rests on --------------------------------
