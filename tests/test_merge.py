@@ -381,6 +381,80 @@ def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_pat
     assert table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")] == odd
 
 
+# control characters a service may pass on (VCF 4.3 §1.2 disallows U+0000-U+0008, U+000B, U+000C and
+# U+000E-U+001F in a VCF, so the VCF gets them percent-encoded; the TSV keeps the value as written)
+CONTROL_VALUE = "unit\x1fsep\x1erecord\x1dgroup\x1cfile\x00nul\x07bell"
+CONTROL_ESCAPED = "unit%1Fsep%1Erecord%1Dgroup%1Cfile%00nul%07bell"
+
+
+def _cgi_with_summary(made, tmp_path, summary: str) -> Path:
+    """CGI's alterations.tsv of ``made`` with every row's CGI-Oncogenic Summary set to ``summary``."""
+    lines = made["cgi"].read_text().splitlines()
+    at = lines[0].split("\t").index("CGI-Oncogenic Summary")
+    rows = []
+    for line in lines[1:]:
+        fields = line.split("\t")
+        fields[at] = summary
+        rows.append("\t".join(fields))
+    cgi = tmp_path / "alterations.tsv"
+    cgi.write_text("\n".join([lines[0], *rows]) + "\n")
+    return cgi
+
+
+def _summaries(out: Path) -> tuple[str, str]:
+    """The first record's CGI_ONCOGENIC_SUMMARY as written in the VCF, and the TSV's first value of it."""
+    raw = body_lines(out / "merged.vcf.gz")[0]
+    in_vcf = next(f for f in raw.split("\t")[7].split(";") if f.startswith("CGI_ONCOGENIC_SUMMARY="))
+    table = (out / "merged.tsv").read_text().split("\n")
+    in_tsv = table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")]
+    return in_vcf.partition("=")[2], in_tsv
+
+
+def test_control_characters_in_a_source_value_are_percent_encoded_in_the_vcf_and_kept_in_the_tsv(made, tmp_path):
+    cgi = _cgi_with_summary(made, tmp_path, CONTROL_VALUE)
+    done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
+    assert done.returncode == 0, done.stderr
+    in_vcf, in_tsv = _summaries(tmp_path / "out")
+    assert in_vcf == CONTROL_ESCAPED and unquote(in_vcf) == CONTROL_VALUE
+    assert in_tsv == CONTROL_VALUE
+    assert unquote(records_of(tmp_path / "out" / "merged.vcf.gz")[0].info["CGI_ONCOGENIC_SUMMARY"][0]) == CONTROL_VALUE
+
+
+def test_control_characters_in_a_source_value_pass_unchanged_between_processes(made, tmp_path, in_processes):
+    cgi = _cgi_with_summary(made, tmp_path, CONTROL_VALUE)
+    record = run_here(tmp_path / "out", {"vcf": made["vcf"], "bravo": made["bravo"], "cgi": cgi})
+    assert record["details"]["processes"]["workers"] == [["bravo"], ["cgi"]]
+    assert _summaries(tmp_path / "out") == (CONTROL_ESCAPED, CONTROL_VALUE)
+    single = tmp_path / "single"
+    done = merge(single, {"vcf": made["vcf"], "bravo": made["bravo"], "cgi": cgi})
+    assert done.returncode == 0, done.stderr
+    assert body_lines(tmp_path / "out" / "merged.vcf.gz") == body_lines(single / "merged.vcf.gz")
+    assert (tmp_path / "out" / "merged.tsv").read_text() == (single / "merged.tsv").read_text()
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["one-process", "processes"])
+def test_control_characters_in_the_input_vcf_pass_through_byte_for_byte(made, tmp_path, monkeypatch, processes):
+    """merge does not rewrite the user's records: a control character in an input INFO value (which
+    VCF disallows; it is the input's to fix) is written back as it came, with or without processes."""
+    if processes:
+        import gensvc.merge as merge_module
+
+        monkeypatch.setattr(merge_module, "BIG_INPUT", 0)
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    records = [(c, p, r, a, gt, f"NOTE=x\x1ey\x1fz\x1d;{info}" if info != "." else "NOTE=\x1f")
+               for c, p, r, a, gt, info in RECORDS]
+    vcf = tmp_path / "odd.vcf"
+    vcf.write_text(vcf_text(records).replace("##FORMAT", '##INFO=<ID=NOTE,Number=1,Type=String,Description="x">\n##FORMAT', 1))
+    run_here(tmp_path / "out", {"vcf": vcf, "bravo": made["bravo"], "cgi": made["cgi"]})
+    before = [line for line in vcf.read_text().split("\n") if line and not line.startswith("#")]
+    after = body_lines(tmp_path / "out" / "merged.vcf.gz")
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        old_fields, new_fields = old.split("\t"), new.split("\t")
+        assert new_fields[:7] == old_fields[:7] and new_fields[8:] == old_fields[8:]
+        assert new_fields[7] == old_fields[7] or new_fields[7].startswith(old_fields[7] + ";")
+
+
 def _copy_broken(made, tmp_path, kind):
     if kind == "bravo-given-opencravat":
         return {"bravo": made["opencravat"]}
