@@ -358,29 +358,6 @@ def test_a_source_out_of_the_vcf_order_is_joined_through_an_index(made, merged, 
     assert read_json(tmp_path / "out" / "merged.vcf.gz.prov.json")["details"]["sources"]["opencravat"]["join"] == "index"
 
 
-def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_path):
-    """Hand-made CGI rows whose values hold every character VCF reserves."""
-    lines = made["cgi"].read_text().splitlines()
-    header = lines[0].split("\t")
-    at = header.index("CGI-Oncogenic Summary")
-    odd = "a;b=c,d e:f%g"
-    rows = []
-    for line in lines[1:]:
-        fields = line.split("\t")
-        fields[at] = odd
-        rows.append("\t".join(fields))
-    cgi = tmp_path / "alterations.tsv"
-    cgi.write_text("\n".join([lines[0], *rows]) + "\n")
-    done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
-    assert done.returncode == 0, done.stderr
-    raw = body_lines(tmp_path / "out" / "merged.vcf.gz")[0]
-    assert "CGI_ONCOGENIC_SUMMARY=a%3Bb%3Dc%2Cd%20e%3Af%25g" in raw
-    record = records_of(tmp_path / "out" / "merged.vcf.gz")[0]
-    assert unquote(record.info["CGI_ONCOGENIC_SUMMARY"][0]) == odd
-    table = (tmp_path / "out" / "merged.tsv").read_text().splitlines()
-    assert table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")] == odd
-
-
 # control characters a service may pass on (VCF 4.3 §1.2 disallows U+0000-U+0008, U+000B, U+000C and
 # U+000E-U+001F in a VCF, so the VCF gets them percent-encoded; the TSV keeps the value as written)
 CONTROL_VALUE = "unit\x1fsep\x1erecord\x1dgroup\x1cfile\x00nul\x07bell"
@@ -410,6 +387,20 @@ def _summaries(out: Path) -> tuple[str, str]:
     return in_vcf.partition("=")[2], in_tsv
 
 
+def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_path):
+    """Hand-made CGI rows whose values hold every character VCF reserves."""
+    odd = "a;b=c,d e:f%g"
+    cgi = _cgi_with_summary(made, tmp_path, odd)
+    done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
+    assert done.returncode == 0, done.stderr
+    raw = body_lines(tmp_path / "out" / "merged.vcf.gz")[0]
+    assert "CGI_ONCOGENIC_SUMMARY=a%3Bb%3Dc%2Cd%20e%3Af%25g" in raw
+    record = records_of(tmp_path / "out" / "merged.vcf.gz")[0]
+    assert unquote(record.info["CGI_ONCOGENIC_SUMMARY"][0]) == odd
+    table = (tmp_path / "out" / "merged.tsv").read_text().splitlines()
+    assert table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")] == odd
+
+
 def test_control_characters_in_a_source_value_are_percent_encoded_in_the_vcf_and_kept_in_the_tsv(made, tmp_path):
     cgi = _cgi_with_summary(made, tmp_path, CONTROL_VALUE)
     done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
@@ -433,19 +424,17 @@ def test_control_characters_in_a_source_value_pass_unchanged_between_processes(m
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["one-process", "processes"])
-def test_control_characters_in_the_input_vcf_pass_through_byte_for_byte(made, tmp_path, monkeypatch, processes):
+def test_control_characters_in_the_input_vcf_pass_through_byte_for_byte(made, tmp_path, request, processes):
     """merge does not rewrite the user's records: a control character in an input INFO value (which
     VCF disallows; it is the input's to fix) is written back as it came, with or without processes."""
     if processes:
-        import gensvc.merge as merge_module
-
-        monkeypatch.setattr(merge_module, "BIG_INPUT", 0)
-        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        request.getfixturevalue("in_processes")
     records = [(c, p, r, a, gt, f"NOTE=x\x1ey\x1fz\x1d;{info}" if info != "." else "NOTE=\x1f")
                for c, p, r, a, gt, info in RECORDS]
     vcf = tmp_path / "odd.vcf"
     vcf.write_text(vcf_text(records).replace("##FORMAT", '##INFO=<ID=NOTE,Number=1,Type=String,Description="x">\n##FORMAT', 1))
-    run_here(tmp_path / "out", {"vcf": vcf, "bravo": made["bravo"], "cgi": made["cgi"]})
+    record = run_here(tmp_path / "out", {"vcf": vcf, "bravo": made["bravo"], "cgi": made["cgi"]})
+    assert bool(record["details"]["processes"]["workers"]) == processes
     before = [line for line in vcf.read_text().split("\n") if line and not line.startswith("#")]
     after = body_lines(tmp_path / "out" / "merged.vcf.gz")
     assert len(after) == len(before)
