@@ -401,6 +401,18 @@ def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_pat
     assert table[1].split("\t")[table[0].split("\t").index("CGI_ONCOGENIC_SUMMARY")] == odd
 
 
+def test_every_character_vcf_reserves_or_disallows_is_percent_encoded_and_decoded_back():
+    from gensvc.merge import escape, unescape
+
+    disallowed = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))]
+    value = "".join(disallowed) + "%:;=, \r" + "é\x7f"
+    escaped = escape(value)
+    assert not any(c in escaped for c in [*disallowed, ":", ";", "=", ",", " ", "\r"])
+    assert escaped.startswith("%00%01%02") and escaped.endswith("%25%3A%3B%3D%2C%20%0Dé\x7f")
+    assert unescape(escaped) == value
+    assert escape("plain-value_1.5|x") == "plain-value_1.5|x"
+
+
 def test_control_characters_in_a_source_value_are_percent_encoded_in_the_vcf_and_kept_in_the_tsv(made, tmp_path):
     cgi = _cgi_with_summary(made, tmp_path, CONTROL_VALUE)
     done = merge(tmp_path / "out", {"vcf": made["vcf"], "cgi": cgi})
