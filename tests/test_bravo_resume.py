@@ -21,6 +21,7 @@ import pytest
 
 from conftest import BRAVO_TOKEN, add_fault, run_gensvc, stats
 from test_bravo_operations import frequency_input, write_vcf
+from gensvc.core.checkpoint import Checkpoint
 from gensvc.core.disk_sort import sorted_on_disk
 from gensvc.emulators.server import start_emulator
 from gensvc.services.bravo import write_variants
@@ -258,6 +259,25 @@ def test_a_window_whose_links_cannot_be_resumed_is_read_again_from_its_start(tmp
 
 
 # ---- in-process: the pieces the streaming rests on --------------------------------
+
+
+def test_records_appended_after_the_last_commit_are_cut_off_when_the_checkpoint_is_opened_again(tmp_path):
+    state = tmp_path / "state"
+    request = {"operation": "region", "params": {"chrom": "22", "filter": ["PASS"]}}
+    with Checkpoint(state, "bravo", "k", request) as checkpoint:
+        assert checkpoint.position is None
+        checkpoint.append([{"n": 1}, {"n": 2}])
+        checkpoint.commit({"query": 1})
+        checkpoint.append([{"n": 3}])  # the run stops before its next commit
+    with Checkpoint(state, "bravo", "k", request) as checkpoint:
+        assert checkpoint.position == {"query": 1} and checkpoint.count == 2
+        assert list(checkpoint.records()) == [{"n": 1}, {"n": 2}]
+        checkpoint.append([{"n": 4}])
+        assert list(checkpoint.records()) == [{"n": 1}, {"n": 2}, {"n": 4}]
+    with Checkpoint(state, "bravo", "k", {**request, "params": {}}) as checkpoint:
+        assert checkpoint.position is None and list(checkpoint.records()) == []  # another request's: afresh
+    checkpoint.discard()
+    assert not state.exists()  # nothing left: lock file, and the folders it made
 
 
 def test_sorting_on_disk_gives_what_a_stable_sort_in_memory_gives(tmp_path):

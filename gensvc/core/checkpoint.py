@@ -44,7 +44,7 @@ class Checkpoint:
     def __init__(self, state_dir: Path, service: str, key: str, request: dict):
         self.state_dir = Path(state_dir)
         self.directory = checkpoint_dir(state_dir, service) / key
-        self.request = request
+        self.request = json.loads(json.dumps(request))  # as the state file gives it back
         self.position: dict | None = None
         self.count = 0  # records committed, and appended since
         self._records = None
