@@ -1,0 +1,309 @@
+"""OpenCGA 5 REST v2: a thin client on gensvc.core (contracts.md section 4, CLIENT-FACTS.md).
+
+pyopencga has no session or timeouts, logs in again after every call and loops for ever on a
+401, so gensvc speaks the API itself. What the server does that shapes this client:
+
+- Every answer is an envelope: ``responses[].results``; an error is the same envelope with an
+  ERROR event in ``events`` (its ``message`` is the error). A 500 carrying such an event is the
+  catalog refusing the request (not found, already exists): final, never retried. A 5xx
+  without one is an outage, retried by the session.
+- Some errors come as HTTP 200 with ``{"error": "..."}`` and no envelope: caught.
+- Tokens are JWTs that expire (``exp``). The client logs in once per process, refreshes with
+  the refresh token only when the token is near its expiry, or once after a 401; a second
+  401 ends the call (exit 3). Every token is registered as a secret, so logs mask it (the
+  server's own "token is expired : <token>" messages too).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from string import Formatter
+from urllib.parse import quote
+
+import requests
+
+from gensvc.core.answers import body_summary, json_body, unexpected_shape
+from gensvc.core.redaction import register_secret
+from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UnexpectedAnswer
+
+log = logging.getLogger("gensvc.opencga")
+
+API = "webservices/rest/v2/"
+MAX_LIMIT = 5000  # the server cuts larger limits silently (AbstractManager.MAX_LIMIT)
+AUTH_HINT = "set GENSVC_OPENCGA_USER and GENSVC_OPENCGA_PASSWORD, or GENSVC_OPENCGA_TOKEN"
+ACTIVE = ("PENDING", "QUEUED", "RUNNING", "REGISTERING")
+
+ENDPOINTS = {
+    "login": "users/login",
+    "about": "meta/about",
+    "projects": "projects/search",
+    "studies": "studies/search",
+    "samples": "samples/search",
+    "files": "files/search",
+    "individuals": "individuals/search",
+    "jobs": "jobs/search",
+    "upload": "files/upload",
+    "index": "operation/variant/index",
+    "job": "jobs/{job_id}/info",
+    "job_log": "jobs/{job_id}/log/tail",
+    "variants": "analysis/variant/query",
+}
+
+
+def error_event(body) -> str | None:
+    """The message of the envelope's first ERROR event (top level, then in a result)."""
+    if not isinstance(body, dict):
+        return None
+    events = list(body.get("events") or [])
+    for response in body.get("responses") or []:
+        if isinstance(response, dict):
+            events += response.get("events") or []
+    for event in events:
+        if isinstance(event, dict) and event.get("type") == "ERROR":
+            return str(event.get("message") or event.get("description") or event.get("name") or "error")
+    return None
+
+
+def _body(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def is_final(response) -> bool:
+    """A 5xx that is OpenCGA's own refusal (an ERROR event in its envelope), not an outage."""
+    return response.status_code >= 500 and error_event(_body(response)) is not None
+
+
+def check_answer(response):
+    """The envelope of a successful answer, or the error it means."""
+    where = response.url.split("?")[0]
+    status = response.status_code
+    if status >= 400:
+        body = _body(response)
+        message = error_event(body) or (body.get("error") if isinstance(body, dict) else None) \
+            or body_summary(response)
+        if status in (401, 403):
+            raise AuthError(f"opencga refused the credentials (HTTP {status}: {message})", where=where, hint=AUTH_HINT)
+        if status == 429 or (status >= 500 and not is_final(response)):
+            raise ServiceUnavailable(f"opencga answered HTTP {status}: {message}", where=where, hint="try again later")
+        error = RequestRejected(f"opencga refused the request (HTTP {status}): {message}", where=where,
+                                hint="check the study, ids and params named in the message")
+        error.status = status
+        raise error
+    body = json_body(response, "opencga")
+    if isinstance(body, dict) and "error" in body and "responses" not in body:
+        # OpenCGA's old error answer: HTTP 200 and no envelope
+        raise UnexpectedAnswer(f"opencga answered HTTP 200 with an error: {body['error']}", where=where,
+                               hint="the request was not carried out; check its inputs and params")
+    message = error_event(body)
+    if message:
+        raise UnexpectedAnswer(f"opencga answered HTTP {status} with an error: {message}", where=where,
+                               hint="the request was not carried out; check its inputs and params")
+    if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
+        raise unexpected_shape("opencga", "a response envelope", body, where)
+    return body
+
+
+def token_expiry(token: str) -> tuple[float, float] | None:
+    """(issued at, expires at) from a JWT's claims, or None if it says neither."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=" * (-len(token.split(".")[1]) % 4)))
+        return float(claims.get("iat", 0)), float(claims["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+class BearerToken(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>``; the token may be replaced by a refresh."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerToken(***)"
+
+
+class Tokens:
+    """The tokens of one user on one server, shared by every client in this process."""
+
+    _known: dict[tuple[str, str], "Tokens"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self.access: str | None = None
+        self.refresh: str | None = None
+        self.logins = 0
+        self.refreshes = 0
+
+    @classmethod
+    def of(cls, base: str, who: str) -> "Tokens":
+        with cls._lock:
+            return cls._known.setdefault((base, who), cls())
+
+    def keep(self, access: str, refresh: str | None) -> None:
+        register_secret(access)
+        register_secret(refresh)
+        self.access, self.refresh = access, refresh
+
+    def near_expiry(self) -> bool:
+        times = token_expiry(self.access or "")
+        if times is None:
+            return False
+        issued, expires = times
+        # a tenth of its life, at most a minute: short-lived (time-scaled) tokens too
+        margin = min(60.0, max(expires - issued, 0.0) / 10)
+        return time.time() >= expires - margin
+
+
+class OpencgaClient:
+    """One OpenCGA server: ``call(method, endpoint, ...)`` gives the envelope."""
+
+    SERVICE = "opencga"
+    ENDPOINTS = ENDPOINTS
+
+    def __init__(self, step, base_url: str | None = None):
+        self.session = step.session
+        self.session.is_final = is_final
+        self.host = (base_url or step.settings.url).rstrip("/") + "/"
+        self.base = self.host + API
+        creds = step.settings.credentials
+        self.user, self.password, self.given = creds.get("user"), creds.get("password"), creds.get("token")
+        if not ((self.user and self.password) or self.given):
+            raise AuthError("opencga needs a user and password, or a token", where=self.host, hint=AUTH_HINT)
+        self.tokens = Tokens.of(self.host, self.user or f"token:{hash(self.given)}")
+        self.auth = BearerToken("")
+
+    def url(self, name: str, **ids) -> str:
+        return self.base + self.ENDPOINTS[name].format(**{k: quote(str(v), safe="") for k, v in ids.items()})
+
+    # ---- tokens -------------------------------------------------------------------------
+
+    def token(self) -> str:
+        if self.tokens.access is None:
+            if self.given and not (self.user and self.password):
+                self.tokens.keep(self.given, None)
+            else:
+                self._login({"user": self.user, "password": self.password})
+        elif self.tokens.near_expiry():
+            log.info("the opencga token is near its expiry; refreshing it")
+            self.renew()
+        return self.tokens.access
+
+    def _login(self, body: dict) -> None:
+        response = self.session.post(self.url("login"), json=body)
+        try:
+            envelope = check_answer(response)
+        except AuthError as exc:
+            what = "refreshing the token" if "refreshToken" in body else f"logging in as {self.user!r}"
+            raise AuthError(f"opencga refused {what}: {exc.what}", where=exc.where, hint=AUTH_HINT) from None
+        result = first_result(envelope, response.url)
+        if not isinstance(result, dict) or not isinstance(result.get("token"), str):
+            raise unexpected_shape("opencga", "a login's tokens", result, response.url.split("?")[0])
+        self.tokens.keep(result["token"], result.get("refreshToken"))
+        if "refreshToken" in body:
+            self.tokens.refreshes += 1
+            log.info("refreshed the opencga token (refresh %d)", self.tokens.refreshes)
+        else:
+            self.tokens.logins += 1
+            log.info("logged in to opencga as %s", self.user)
+
+    def renew(self) -> None:
+        """A new token: by the refresh token, else by logging in again; AuthError if neither can."""
+        if self.tokens.refresh:
+            try:
+                self._login({"refreshToken": self.tokens.refresh})
+                return
+            except AuthError:
+                if not (self.user and self.password):
+                    raise
+                log.info("the opencga refresh token was refused; logging in again")
+        if self.user and self.password:
+            self._login({"user": self.user, "password": self.password})
+            return
+        raise AuthError("the opencga token was refused or has expired, and there is no password to log in again",
+                        where=self.host, hint="give a new GENSVC_OPENCGA_TOKEN, or set GENSVC_OPENCGA_USER and "
+                                              "GENSVC_OPENCGA_PASSWORD so gensvc can log in")
+
+    # ---- requests -----------------------------------------------------------------------
+
+    def request(self, method: str, name: str, **kwargs):
+        """One checked call; after a 401 the token is renewed once and the call sent once more."""
+        fields = {field for _, field, _, _ in Formatter().parse(self.ENDPOINTS[name]) if field}
+        url = self.url(name, **{field: kwargs.pop(field) for field in fields})
+        self.auth.token = self.token()
+        response = self.session.request(method, url, auth=self.auth, **kwargs)
+        if response.status_code == 401:
+            log.info("opencga refused the token (HTTP 401); renewing it once")
+            self.renew()
+            self.auth.token = self.tokens.access
+            response = self.session.request(method, url, auth=self.auth, **kwargs)
+        return check_answer(response), response
+
+    def call(self, method: str, name: str, **kwargs) -> dict:
+        return self.request(method, name, **kwargs)[0]
+
+    def results(self, method: str, name: str, **kwargs) -> list:
+        envelope, response = self.request(method, name, **kwargs)
+        return all_results(envelope, response.url)
+
+    def version(self) -> str | None:
+        """The server's OpenCGA version (meta/about), or None if it does not say."""
+        response = self.session.get(self.url("about"))
+        try:
+            about = first_result(check_answer(response), response.url)
+        except (ServiceUnavailable, UnexpectedAnswer, RequestRejected):
+            return None
+        return str(about.get("Version")) if isinstance(about, dict) and about.get("Version") else None
+
+    def pages(self, name: str, params: dict, page_size: int):
+        """Every result of a search or query, a page at a time: ``skip``/``limit`` to the end,
+        the count checked against the first page's ``numMatches``."""
+        page_size = max(1, min(int(page_size), MAX_LIMIT))
+        skip, total, seen = 0, None, 0
+        while True:
+            query = {**params, "skip": skip, "limit": page_size, "count": "true" if total is None else "false"}
+            envelope, response = self.request("GET", name, params=query)
+            first = first_response(envelope, response.url)
+            results = first.get("results") or []
+            if total is None:
+                matches = first.get("numMatches")
+                total = matches if isinstance(matches, int) and matches >= 0 else -1
+            seen += len(results)
+            if results:
+                yield results
+            done = len(results) < page_size if total < 0 else seen >= total
+            if done or not results:
+                break
+            skip += len(results)
+        if total >= 0 and seen != total:
+            raise ServiceUnavailable(f"opencga gave {seen} results where it counted {total}",
+                                     where=self.url(name), hint="the data changed while it was read; run again")
+
+
+def first_response(envelope: dict, url: str) -> dict:
+    responses = envelope.get("responses") or []
+    if not responses or not isinstance(responses[0], dict):
+        raise unexpected_shape("opencga", "a result", envelope, url.split("?")[0])
+    return responses[0]
+
+
+def first_result(envelope: dict, url: str):
+    results = first_response(envelope, url).get("results") or []
+    if not results:
+        raise unexpected_shape("opencga", "a result", envelope.get("responses"), url.split("?")[0])
+    return results[0]
+
+
+def all_results(envelope: dict, url: str) -> list:
+    return [item for response in envelope.get("responses") or [] if isinstance(response, dict)
+            for item in response.get("results") or []]
