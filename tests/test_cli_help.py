@@ -116,11 +116,11 @@ def test_list_and_usage_name_only_services_with_operations(plain_env):
     listed = run_gensvc(["list"], plain_env)
     assert listed.returncode == 0
     services = {line.split()[0] for line in listed.stdout.splitlines()}
-    assert services == {"bravo", "cgi", "merge", "opencravat"}
+    assert services == {"bravo", "cgi", "merge", "opencravat", "opencga"}
     usage = run_gensvc(["--help"], plain_env)
     assert usage.returncode == 0
-    assert "cavatica" not in usage.stdout and "opencga" not in usage.stdout
-    assert "bravo, opencravat, cgi" in usage.stdout
+    assert "cavatica" not in usage.stdout
+    assert "bravo, opencravat, cgi, opencga" in usage.stdout
     planned = run_gensvc(["cavatica", "submit"], plain_env)
     assert planned.returncode == 2
     assert planned.stderr.strip() == "gensvc: cavatica has no operations yet; run `gensvc list` to see every operation"
