@@ -6,14 +6,26 @@ The runner prints ``str(error)`` as one line and exits with ``error.exit_code``.
 
 
 class GensvcError(Exception):
-    """Base of every expected failure."""
+    """Base of every expected failure.
+
+    ``what`` failed, ``where`` (a URL or a file), and a ``hint`` of what to do. An error
+    made from a service's answer (``gensvc.core.errormap``) also carries, as requests'
+    exceptions carry their response: the ``service``, the HTTP ``status``, the ``url``
+    asked (no query) and the ``message`` the service gave; None for any other error.
+    """
 
     exit_code = 1
 
-    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None):
+    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None,
+                 service: str | None = None, status: int | None = None, url: str | None = None,
+                 message: str | None = None):
         self.what = what
-        self.where = where
+        self.where = where if where is not None else url
         self.hint = hint
+        self.service = service
+        self.status = status
+        self.url = url
+        self.message = message
         super().__init__(what)
 
     def __str__(self) -> str:
