@@ -194,8 +194,9 @@ def run(call: Call) -> dict:
         from gensvc.core.http import build_session
 
         settings, params = resolve(call.service, call.params)
-        session = build_session(settings)
         module = importlib.import_module(f"gensvc.services.{call.service}")
+        errors = getattr(module, "ERRORS", None)  # the service's error map says which 5xx are final
+        session = build_session(settings, is_final=errors.is_final if errors else None)
     operation = module.OPERATIONS[call.operation]
     started = time.time()
     log.info("gensvc %s %s%s", call.service, call.operation, f" against {settings.url}" if settings else "")

@@ -42,18 +42,19 @@ class IncompleteBody(requests.exceptions.ChunkedEncodingError):
 
 
 def download(session, url: str, path: str, *, check_response=None, sha256: str | None = None,
-             headers: dict | None = None) -> Downloaded:
-    """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer."""
+             headers: dict | None = None, auth=None) -> Downloaded:
+    """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer
+    (a client's ``ERRORS.check``); ``auth`` goes with every request, as a client sends it."""
     part = Path(f"{path}.part")
     try:
         # one budget for the whole transfer: refused requests and broken bodies draw on it alike
         with session.budget() as budget:
-            return _transfer(session, budget, url, path, part, check_response, sha256, headers)
+            return _transfer(session, budget, url, path, part, check_response, sha256, headers, auth)
     finally:
         part.unlink(missing_ok=True)
 
 
-def _transfer(session, budget, url, path, part, check_response, sha256, headers) -> Downloaded:
+def _transfer(session, budget, url, path, part, check_response, sha256, headers, auth) -> Downloaded:
     received, total, resumed = 0, None, 0
     response = None
     while True:
@@ -61,7 +62,7 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers)
         if received:
             wanted["Range"] = f"bytes={received}-"
         try:
-            response = session.get(url, headers=wanted, stream=True)
+            response = session.get(url, headers=wanted, stream=True, auth=auth)
             if check_response is not None:
                 check_response(response)
             received, total = _start(response, received, part)

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 from urllib3.exceptions import (
@@ -133,7 +133,17 @@ class RetryBudget:
 
 
 class ServiceSession(requests.Session):
-    """A session bound to one service: use ``session.get(url)`` as usual."""
+    """A session bound to one service: use ``session.get(url)`` as usual.
+
+    ``service``: its name in messages and settings' variables. ``limiter``: the shared
+    rate limiter, if the service has a limit. ``connect_timeout``, ``read_timeout``:
+    seconds, per attempt (cut to what is left of the deadline). ``max_attempts``,
+    ``deadline``: the budget of one request (or of one ``budget()`` step). ``backoff``,
+    ``backoff_max``: full-jitter exponential backoff, in seconds. ``is_final(response)``:
+    True for a retryable status that is the service's answer, not an outage (OpenCRAVAT's
+    500 ``{"status": "error"}``); such an answer is returned, not retried. Clients do not
+    change the session: credentials go in per request, as a requests auth object.
+    """
 
     def __init__(
         self,
@@ -146,6 +156,7 @@ class ServiceSession(requests.Session):
         deadline: float = 1800.0,
         backoff: float = 1.0,
         backoff_max: float = 120.0,
+        is_final: Callable[[requests.Response], bool] | None = None,
     ):
         super().__init__()
         self.service = service
@@ -156,8 +167,7 @@ class ServiceSession(requests.Session):
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.request_count = 0
-        # a service whose 5xx can mean "your request is wrong" sets this to spot those
-        self.is_final = None
+        self.is_final = is_final
         self.verify = True
         self.headers["User-Agent"] = USER_AGENT
         self._budgets = threading.local()  # a step's budget belongs to the thread running it
@@ -355,8 +365,9 @@ def _describe(error: Exception | None) -> str:
     return "a dropped connection"
 
 
-def build_session(settings) -> ServiceSession:
-    """A session for one service from its resolved settings."""
+def build_session(settings, *, is_final: Callable[[requests.Response], bool] | None = None) -> ServiceSession:
+    """A session for one service from its resolved settings; ``is_final`` as ServiceSession takes it
+    (a service module's ``ERRORS.is_final``)."""
     limiter = None
     if settings.rate_limit is not None:
         credential = next(iter(settings.credentials.values.values()), None)
@@ -370,4 +381,5 @@ def build_session(settings) -> ServiceSession:
         deadline=settings.deadline,
         backoff=settings.backoff,
         backoff_max=settings.backoff_max,
+        is_final=is_final,
     )
