@@ -22,10 +22,14 @@ from urllib.parse import urljoin, urlsplit
 
 from gensvc.alleles import minimal
 from gensvc.core import progress
+from gensvc.core.answers import unexpected_shape
+from gensvc.core.auth import BearerToken
 from gensvc.core.checkpoint import Checkpoint
+from gensvc.core.client import ServiceClient
 from gensvc.core.disk_sort import sorted_on_disk
+from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.receipts import idempotency_key
-from gensvc.errors import AuthError, GensvcError, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
 
 log = logging.getLogger("gensvc.bravo")
@@ -48,18 +52,28 @@ FILTERS = {
 }
 
 
-class BravoClient:
-    def __init__(self, step):
-        self.session = step.session
-        self.base = step.settings.url
-        self.token = step.settings.credentials.get("token")
-        self.token_hint = (
-            "set GENSVC_BRAVO_TOKEN (or token_file) to a current token from `bravo print-access-token`; "
-            "Bravo tokens are tied to the IP address they were made from"
-        )
+TOKEN_HINT = (
+    "set GENSVC_BRAVO_TOKEN (or token_file) to a current token from `bravo print-access-token`; "
+    "Bravo tokens are tied to the IP address they were made from"
+)
+ERRORS = ErrorMap("bravo", message=json_field("error"), auth_hint=TOKEN_HINT, rules=(
+    Rule(400, AuthError, says="not authorized", what="bravo: not authorized"),  # Bravo's word for a bad token
+    Rule(400, RequestRejected, what="bravo refused the query: {message}"),
+    Rule(404, RequestRejected, what="bravo has no such endpoint", hint="check the base URL (GENSVC_BRAVO_URL or params url)"),
+))
 
-    def get(self, path: str, params: dict | None = None) -> dict:
-        return self._get(urljoin(self.base, path), params)
+
+class BravoClient(ServiceClient):
+    SERVICE = "bravo"
+    ENDPOINTS = {"info": "", "variant": "variant", "region": "region", "gene": "gene"}
+    ERRORS = ERRORS
+
+    def __init__(self, step):
+        token = step.settings.credentials.get("token")
+        super().__init__(step.session, step.settings.url, auth=BearerToken(token) if token else None)
+
+    def get(self, name: str, params: dict | None = None) -> dict:
+        return self._page(self.request("GET", name, params=params))
 
     def pages(self, path: str, params: dict, resume: dict | None = None, seen=()):
         """Every page of a paged query, following ``next`` until it is null, each with the
@@ -91,7 +105,7 @@ class BravoClient:
                 raise _endless(f"page {count} links to page {count + 1}, "
                     f"but {span} bp at {limit} records a page need at most {bound} pages", where)
             links.add(link)
-            page = self._get(link, None)
+            page = self._page(self.send("GET", link))
             count += 1
             new = set(map(_record_key, page.get("data") or ())) - records
             if not new and page.get("next"):
@@ -105,29 +119,12 @@ class BravoClient:
         parts = urlsplit(link)
         return urljoin(self.base, parts.path + (f"?{parts.query}" if parts.query else ""))
 
-    def _get(self, url: str, params: dict | None) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = self.session.get(url, params=params, headers=headers)
+    def _page(self, response) -> dict:
         progress.current().advance()  # one request (its retries aside) of the operation's plan
-        where = url.split("?")[0]
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code == 200 and isinstance(body, dict):
-            return body
-        message = body.get("error") if isinstance(body, dict) else None
-        if response.status_code == 400 and message == "not authorized":
-            raise AuthError("bravo: not authorized", where=where, hint=self.token_hint)
-        if response.status_code == 400:
-            raise RequestRejected(f"bravo refused the query: {message or response.text[:200]}", where=where)
-        if response.status_code == 404:
-            raise RequestRejected("bravo has no such endpoint", where=where, hint="check the base URL (GENSVC_BRAVO_URL or params url)")
-        if response.status_code in (401, 403):
-            raise AuthError(f"bravo: HTTP {response.status_code} {message or ''}", where=where, hint=self.token_hint)
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ServiceUnavailable(f"bravo answered HTTP {response.status_code}", where=where, hint="try again later")
-        raise GensvcError(f"bravo answered HTTP {response.status_code}: {message or response.text[:200]}", where=where)
+        body = self.answer(response)
+        if not isinstance(body, dict):
+            raise unexpected_shape("bravo", "a page of records", body, response.url.split("?")[0])
+        return body
 
 
 # Bounds on what one query can hold, to tell endless paging from a long answer.
@@ -486,7 +483,7 @@ def _api_versions(url: str) -> dict:
 
 def info(step) -> dict:
     client = BravoClient(step)
-    about = client.get("")
+    about = client.get("info")
     with open(step.output["info"], "w") as handle:
         json.dump(about, handle, indent=1)
         handle.write("\n")
