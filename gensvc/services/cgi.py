@@ -17,13 +17,16 @@ from pathlib import Path
 
 from gensvc import schema
 from gensvc.alleles import trimmed
-from gensvc.core.answers import body_summary, json_body, unexpected_shape
+from gensvc.core.answers import unexpected_shape
+from gensvc.core.auth import HeaderCredential
+from gensvc.core.client import ServiceClient
 from gensvc.core.download import ZipLimits, download, extract_members
+from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
 from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
-from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 
@@ -57,36 +60,33 @@ def check_cancer_type(code: str) -> str:
     raise UsageError(f"cancer_type {code!r} is not {expected}", hint=suggestion)
 
 
-class CgiClient:
+QUOTA = "maximum number of jobs"
+ERRORS = ErrorMap("cgi", message=json_field("message"), auth_hint="check GENSVC_CGI_EMAIL and GENSVC_CGI_TOKEN", rules=(
+    Rule(403, RequestRejected, says=QUOTA),  # a full account is refused with 403, but it is no credential problem
+))
+
+
+class CgiClient(ServiceClient):
+    SERVICE = "cgi"
+    ENDPOINTS = {"jobs": "", "job": "{job_id}", "results": "{job_id}?action=download"}
+    ERRORS = ERRORS
+
     def __init__(self, step, base_url: str | None = None):
-        self.session = step.session
-        self.base = (base_url or step.settings.url).rstrip("/")
+        base = (base_url or step.settings.url).rstrip("/")
         creds = step.settings.credentials
         email, token = creds.get("email"), creds.get("token")
         if not (email and token):
-            raise AuthError("cgi needs an account email and token", where=self.base,
+            raise AuthError("cgi needs an account email and token", where=base,
                             hint="set GENSVC_CGI_EMAIL and GENSVC_CGI_TOKEN (or the credentials file)")
-        self.session.headers["Authorization"] = f"{email} {token}"
-
-    def url(self, job_id: str = "") -> str:
-        return f"{self.base}/{job_id}" if job_id else self.base
-
-    def call(self, method: str, job_id: str = "", *, json_answer: bool = True, **kwargs):
-        """One request; its JSON (UnexpectedAnswer if it is not JSON), or with
-        ``json_answer=False`` whatever body came (DELETE's is undocumented)."""
-        response = self.session.request(method, self.url(job_id), **kwargs)
-        check_answer(response)
-        if not json_answer:
-            return response.text
-        return json_body(response, "cgi")
+        super().__init__(step.session, base, auth=HeaderCredential("Authorization", f"{email} {token}"))
 
     def submit(self, files: dict[str, str], data: dict) -> str:
         with ExitStack() as stack:
             parts = {kind: (Path(path).name, stack.enter_context(open(path, "rb"))) for kind, path in files.items()}
             try:
-                job_id = self.call("POST", files=parts, data=data)
+                job_id = self.call("POST", "jobs", files=parts, data=data)
             except RequestRejected as exc:
-                if "maximum number of jobs" in str(exc):
+                if QUOTA in (exc.message or ""):
                     raise self._quota_error(exc) from None
                 raise
         return server_job_id(job_id, service="cgi", where=self.base)
@@ -99,13 +99,14 @@ class CgiClient:
             count = "the account's jobs could not be counted"
         return RequestRejected(
             f"cgi refused the job: the account has reached its job quota; {count}",
+            service="cgi", status=exc.status, url=exc.url, message=exc.message,
             where=self.base,
             hint="`gensvc cgi delete --job-id ID` (or the cgi/delete wrapper) frees a slot; `gensvc cgi list` shows them",
         )
 
     def job_ids(self) -> list[str]:
         """The account's job ids, each checked before it goes into a URL."""
-        answer = self.call("GET")
+        answer = self.call("GET", "jobs")
         if isinstance(answer, dict):  # one client reading saw a dict keyed by job
             answer = list(answer)
         if not isinstance(answer, list):
@@ -114,28 +115,28 @@ class CgiClient:
 
     def info(self, job_id: str) -> dict:
         """A job's status and metadata; the account's email is masked, as it is a credential."""
-        info = self.call("GET", job_id)
+        info = self.call("GET", "job", job_id=job_id)
         if not isinstance(info, dict) or not isinstance(info.get("status", ""), str):
-            raise unexpected_shape("cgi", "a job's status and metadata", info, self.url(job_id))
+            raise unexpected_shape("cgi", "a job's status and metadata", info, self.url("job", job_id=job_id))
         metadata = info.get("metadata")
         if isinstance(metadata, dict) and "user" in metadata:
             metadata["user"] = "***"
         return info
 
     def logs(self, job_id: str) -> list[str]:
-        answer = self.call("GET", job_id, params={"action": "logs"})
+        answer = self.call("GET", "job", job_id=job_id, params={"action": "logs"})
         logs = answer.get("logs", []) if isinstance(answer, dict) else None
         if not isinstance(logs, list):
-            raise unexpected_shape("cgi", "a job's logs", answer, self.url(job_id))
+            raise unexpected_shape("cgi", "a job's logs", answer, self.url("job", job_id=job_id))
         return [str(line) for line in logs]
 
     def delete(self, job_id: str) -> bool:
         """True if deleted now, False if it was already gone."""
         try:
-            self.call("DELETE", job_id, json_answer=False)
+            self.request("DELETE", "job", job_id=job_id)  # its body is undocumented: not read
             return True
         except RequestRejected as exc:
-            if getattr(exc, "status", None) == 404:
+            if exc.status == 404:
                 return False
             raise
 
@@ -147,27 +148,6 @@ class CgiClient:
             if tag in str(metadata.get("title", "")) and (failed_too or info.get("status") != "Error"):
                 return job_id
         return None
-
-
-def check_answer(response) -> None:
-    if response.ok:
-        return
-    where = response.url.split("?")[0]
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
-    message = message or (body if isinstance(body, str) else body_summary(response))
-    status = response.status_code
-    if status == 401 or (status == 403 and "maximum number of jobs" not in str(message)):
-        raise AuthError(f"cgi refused the credentials (HTTP {status}: {message})", where=where,
-                        hint="check GENSVC_CGI_EMAIL and GENSVC_CGI_TOKEN")
-    if status >= 500 or status == 429:
-        raise ServiceUnavailable(f"cgi answered HTTP {status}: {message}", where=where, hint="try again later")
-    error = RequestRejected(f"cgi answered HTTP {status}: {message}", where=where)
-    error.status = status
-    raise error
 
 
 # ---- inputs ---------------------------------------------------------------------
@@ -317,14 +297,14 @@ def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
         return JobState(status, finished=status in ("Done", "Error"), detail=info)
 
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
-                                 what=f"cgi job {job_id}", where=client.url(job_id))
+                                 what=f"cgi job {job_id}", where=client.url("job", job_id=job_id))
     if state.status != "Done":
         try:
             tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
         except GensvcError as exc:  # the job failed whatever its logs say
             tail = [f"(logs unavailable: {exc.what})"]
         raise JobFailed(f"cgi job {job_id} ended {state.status}: {' | '.join(tail) or '(no logs)'}",
-                        where=client.url(job_id), hint="fix the input named in the log and submit again")
+                        where=client.url("job", job_id=job_id), hint="fix the input named in the log and submit again")
     write_json(step.output["status"], {"service": "cgi", "job_id": job_id, "status": state.status,
                                        "checks": checks, "job": state.detail})
     return {"job_id": job_id, "checks": checks}
@@ -337,7 +317,8 @@ def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0)
     wanted = {member: step.output[name] for name, member in RESULT_MEMBERS.items() if name in step.output}
     with tempfile.TemporaryDirectory(prefix="gensvc-cgi-") as workdir:
         zip_path = step.output.get("zip") or str(Path(workdir) / "results.zip")  # no name from a server's string
-        got = download(step.session, client.url(job_id) + "?action=download", zip_path, check_response=check_answer)
+        got = download(step.session, client.url("results", job_id=job_id), zip_path, check_response=ERRORS.check,
+                       auth=client.auth)
         sizes = extract_members(zip_path, wanted, ZipLimits(max_files, max_bytes, max_ratio))
     summary = _summary_versions(step.output.get("summary"))
     return {"job_id": job_id, "zip_bytes": got.size, "zip_sha256": got.sha256, "members": sizes,
