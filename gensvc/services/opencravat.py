@@ -11,7 +11,6 @@ are never listed; job ids are second-resolution timestamps.
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 import logging
@@ -21,17 +20,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urljoin
 
-from gensvc.core import progress
+from requests.auth import HTTPBasicAuth
+
 from gensvc.alleles import trimmed
-from gensvc.core.answers import body_summary, json_body, unexpected_shape
+from gensvc.core import progress
+from gensvc.core.answers import unexpected_shape
+from gensvc.core.client import ServiceClient
 from gensvc.core.download import download
+from gensvc.core.errormap import ErrorMap, Rule
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.textfiles import is_gzipped, open_binary
 from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
-from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UnexpectedAnswer, UsageError
+from gensvc.core.textfiles import is_gzipped, open_binary
+from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 
@@ -44,17 +46,52 @@ FAILED = ("Error", "Aborted")
 NEVER_LISTED = ("text",)  # the server never lists these among a job's reports
 
 
-class OpenCravatClient:
+LOGIN_HINT = "set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD"
+
+
+def _error_message(response) -> str | None:
+    """The server's own error, ``{"status": "error", "msg": ...}``; None for any other body."""
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("status") == "error":
+        return str(body.get("msg", ""))
+    return None
+
+
+ERRORS = ErrorMap("opencravat", message=_error_message, auth_hint=LOGIN_HINT, rules=(
+    # the server's application errors come as HTTP 500: an answer about the request, not an outage
+    Rule(None, RequestRejected, says="", what="opencravat answered: {message}"),
+    Rule(404, RequestRejected, what="opencravat has no such endpoint", hint="check the base URL (GENSVC_OPENCRAVAT_URL)"),
+))
+
+
+class OpenCravatClient(ServiceClient):
+    SERVICE = "opencravat"
+    ENDPOINTS = {
+        "login": "server/login",
+        "servermode": "submit/servermode",
+        "submit": "submit/submit",
+        "jobs": "submit/jobs",
+        "getjobs": "submit/getjobs",
+        "job": "submit/jobs/{job_id}",
+        "status": "submit/jobs/{job_id}/status",
+        "log": "submit/jobs/{job_id}/log",
+        "reports": "submit/jobs/{job_id}/reports",
+        "report": "submit/jobs/{job_id}/reports/{kind}",
+        "annotators": "submit/annotators",
+        "report_types": "submit/reports",
+        "annotate": "submit/annotate",
+    }
+    ERRORS = ERRORS
+
     def __init__(self, step, base_url: str | None = None):
-        self.session = step.session
-        self.session.is_final = _is_application_error
-        self.base = (base_url or step.settings.url).rstrip("/") + "/"
+        # no auth object: a login's session cookie is what server mode asks for
+        super().__init__(step.session, (base_url or step.settings.url).rstrip("/") + "/")
         creds = step.settings.credentials
         self.user, self.password = creds.get("user"), creds.get("password")
         self.logged_in = False
-
-    def url(self, path: str) -> str:
-        return urljoin(self.base, path.lstrip("/"))
 
     def login(self) -> None:
         """Server mode: Basic credentials -> session cookie. Personal instances need none."""
@@ -63,43 +100,32 @@ class OpenCravatClient:
         if not (self.user and self.password):
             if self._server_mode():
                 raise AuthError("opencravat server is in server mode and needs a login", where=self.base,
-                                hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD")
+                                hint=LOGIN_HINT)
             return
-        basic = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        answer = self.call("GET", "server/login", headers={"Authorization": f"Basic {basic}"})
+        answer = self.call("GET", "login", auth=HTTPBasicAuth(self.user.encode(), self.password.encode()))
         if answer != "success":
             raise AuthError(
                 f"opencravat login as {self.user!r} failed",
-                where=self.url("server/login"),
+                where=self.url("login"),
                 hint="check GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD",
             )
         self.logged_in = True
 
     def _server_mode(self) -> bool:
         try:
-            mode = self.call("GET", "submit/servermode")
-        except (RequestRejected, GensvcError):
+            mode = self.call("GET", "servermode")
+        except GensvcError:
             return False  # an older server that cannot say: try without a login
         return isinstance(mode, dict) and bool(mode.get("servermode"))
 
-    def call(self, method: str, path: str, *, text: bool = False, **kwargs):
-        """One request; the JSON answer (``text``: the body as text), or raise a GensvcError
-        that says what the server said. An empty body is None; a body that is not JSON
-        where JSON belongs is UnexpectedAnswer."""
-        url = self.url(path)
-        response = self.session.request(method, url, **kwargs)
-        check_answer(response)
+    def answer(self, response):
+        """The JSON answer; None for an empty body; AuthError when the server wants a login."""
         if not response.content:
             return None
-        if text:
-            return response.text
-        body = json_body(response, "opencravat")
+        body = super().answer(response)
         if isinstance(body, dict) and body.get("status") == "notloggedin":
-            raise AuthError(
-                "opencravat server is in server mode and needs a login",
-                where=url,
-                hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD",
-            )
+            raise AuthError("opencravat server is in server mode and needs a login",
+                            where=response.url.split("?")[0], hint=LOGIN_HINT)
         return body
 
     # -- jobs ---------------------------------------------------------------
@@ -110,8 +136,8 @@ class OpenCravatClient:
                 f"file_{n}": (Path(path).name, stack.enter_context(open(path, "rb")))
                 for n, path in enumerate(files)
             }
-            answer = self.call("POST", "submit/submit", files=parts, data={"options": json.dumps(options)})
-        where = self.url("submit/submit")
+            answer = self.call("POST", "submit", files=parts, data={"options": json.dumps(options)})
+        where = self.url("submit")
         if not isinstance(answer, dict) or "id" not in answer:
             raise UnexpectedAnswer(f"opencravat sent no job id for the submission (answered {str(answer)[:120]!r})",
                                    where=where, hint="check GENSVC_OPENCRAVAT_URL (it must be an `oc gui` server)")
@@ -119,86 +145,59 @@ class OpenCravatClient:
 
     def status(self, job_id: str) -> str | None:
         """The job's status string; None while the server rewrites the status file (it answers null)."""
-        path = f"submit/jobs/{job_id}/status"
-        body = self.call("GET", path)
+        body = self.call("GET", "status", job_id=job_id)
         status = body.get("status") if isinstance(body, dict) else body
         if status is not None and not isinstance(status, str):
-            raise unexpected_shape("opencravat", "a job's status", body, self.url(path))
+            raise unexpected_shape("opencravat", "a job's status", body, self.url("status", job_id=job_id))
         return status
 
     def jobs(self, ids: list[str]) -> list[dict]:
         if not ids:
             return []
-        answer = self.call("GET", "submit/getjobs", params={"ids": json.dumps(ids)}) or []
+        answer = self.call("GET", "getjobs", params={"ids": json.dumps(ids)}) or []
         if not isinstance(answer, list) or not all(isinstance(job, dict) for job in answer):
-            raise unexpected_shape("opencravat", "a list of jobs", answer, self.url("submit/getjobs"))
+            raise unexpected_shape("opencravat", "a list of jobs", answer, self.url("getjobs"))
         return answer
+
+    def job(self, job_id: str) -> dict:
+        """What the job list says of one job (its status there can be Aborted when /status is not);
+        empty if the server does not list it."""
+        return (self.jobs([job_id]) or [{}])[0]
 
     def job_ids(self) -> list[str]:
         """The user's job ids, each checked before it goes into a URL."""
-        where = self.url("submit/jobs")
-        answer = self.call("GET", "submit/jobs") or []
+        where = self.url("jobs")
+        answer = self.call("GET", "jobs") or []
         if not isinstance(answer, list):
             raise unexpected_shape("opencravat", "the list of job ids", answer, where)
         return [server_job_id(job_id, service="opencravat", where=where) for job_id in answer]
 
     def log_text(self, job_id: str) -> str:
-        return self.call("GET", f"submit/jobs/{job_id}/log", text=True) or ""
+        return self.request("GET", "log", job_id=job_id).text
 
     def listed_reports(self, job_id: str) -> list[str]:
-        path = f"submit/jobs/{job_id}/reports"
-        answer = self.call("GET", path) or []
+        answer = self.call("GET", "reports", job_id=job_id) or []
         if not isinstance(answer, list):
-            raise unexpected_shape("opencravat", "a list of report types", answer, self.url(path))
+            raise unexpected_shape("opencravat", "a list of report types", answer, self.url("reports", job_id=job_id))
         return [str(kind) for kind in answer]
 
     def create_report(self, job_id: str, kind: str) -> str:
-        return self.call("POST", f"submit/jobs/{job_id}/reports/{kind}")
+        return self.call("POST", "report", job_id=job_id, kind=kind)
 
-    def installed(self, what: str):
-        """The server's installed annotators (dict) or valid reports; None if it will not say."""
+    def installed(self, name: str):
+        """The server's installed annotators (dict) or valid report types (``report_types``);
+        None if it will not say."""
         try:
-            return self.call("GET", f"submit/{what}")
-        except (RequestRejected, ServiceUnavailable, GensvcError):
+            return self.call("GET", name)
+        except GensvcError:
             return None
 
     def find_job_with(self, tag: str, recent: int = 50, failed_too: bool = False) -> str | None:
         """A live or finished job whose note carries ``tag`` (or a failed one too)."""
         for job in self.jobs(self.job_ids()[:recent]):
             if tag in str(job.get("note", "")) and (failed_too or job.get("status") not in FAILED):
-                return server_job_id(job.get("id"), service="opencravat", where=self.url("submit/getjobs"))
+                return server_job_id(job.get("id"), service="opencravat", where=self.url("getjobs"))
         return None
-
-
-def _is_application_error(response) -> bool:
-    return response.status_code == 500 and _error_message(response) is not None
-
-
-def _error_message(response) -> str | None:
-    try:
-        body = json.loads(response.text)
-    except ValueError:
-        return None
-    if isinstance(body, dict) and body.get("status") == "error":
-        return str(body.get("msg", ""))
-    return None
-
-
-def check_answer(response) -> None:
-    where = response.url.split("?")[0]
-    if response.ok:
-        return
-    message = _error_message(response)
-    if message is not None:
-        raise RequestRejected(f"opencravat answered: {message}", where=where)
-    if response.status_code in (401, 403):
-        raise AuthError(f"opencravat refused access (HTTP {response.status_code})", where=where,
-                        hint="set GENSVC_OPENCRAVAT_USER and GENSVC_OPENCRAVAT_PASSWORD")
-    if response.status_code == 404:
-        raise RequestRejected("opencravat has no such endpoint", where=where, hint="check the base URL (GENSVC_OPENCRAVAT_URL)")
-    if response.status_code >= 500 or response.status_code == 429:
-        raise ServiceUnavailable(f"opencravat answered HTTP {response.status_code}", where=where, hint="try again later")
-    raise RequestRejected(f"opencravat answered HTTP {response.status_code}: {body_summary(response)}", where=where)
 
 
 # -- inputs -------------------------------------------------------------------
@@ -265,14 +264,14 @@ def submit(step, *, annotators=(), reports=("tsv",), assembly=AUTO, input_format
             options["forcedinputformat"] = input_format
         return submit_job(step, key, request, find_job=client.find_job_with,
                           submit=lambda: client.submit(uploads, options),
-                          reusable=lambda job_id: (client.jobs([job_id]) or [{}])[0].get("status") not in FAILED)
+                          reusable=lambda job_id: client.job(job_id).get("status") not in FAILED)
 
 
 def _check_modules(client: OpenCravatClient, request: dict) -> None:
     """Refuse, before submitting, modules the server says it does not have: it would
     otherwise accept the job and leave it at Submitted for ever."""
     _check_annotators(client, request["annotators"])
-    valid = client.installed("reports")
+    valid = client.installed("report_types")
     if isinstance(valid, dict) and isinstance(valid.get("valid"), list):
         missing = [r for r in request["reports"] if r not in valid["valid"] and r not in NEVER_LISTED]
         if missing:
@@ -296,7 +295,7 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
     client = OpenCravatClient(step, receipt["base_url"])
     client.login()
     job_id = receipt["job_id"]
-    where = client.url(f"submit/jobs/{job_id}/status")
+    where = client.url("status", job_id=job_id)
     # /status is never Aborted: a run that died (or never started) keeps its last status
     # for ever, and only the job list says Aborted. So a status unchanged for
     # stuck_after seconds, at any stage, is checked against the job list.
@@ -320,7 +319,7 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
     if state.status != "Finished":
         raise JobFailed(f"opencravat job {job_id} ended {state.status}: {_log_tail(client, job_id)}", where=where,
                         hint="read the job log on the server; fix the input or options and submit again")
-    detail = (client.jobs([job_id]) or [{}])[0]
+    detail = client.job(job_id)
     write_json(step.output["status"], {"service": "opencravat", "job_id": job_id, "status": state.status,
                                        "checks": checks, "job": detail})
     return {"job_id": job_id, "checks": checks, "versions": {"open_cravat": detail.get("open_cravat_version")}}
@@ -328,10 +327,10 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
 
 def _stalled_job_state(client, job_id, receipt, status, stalled) -> JobState:
     """The job list's word on a job whose status has not moved for ``stalled`` seconds."""
-    job = (client.jobs([job_id]) or [{}])[0]
+    job = client.job(job_id)
     if job.get("status") not in FAILED:
         return JobState(status)  # queued behind other jobs, or a long step: keep waiting
-    where = client.url(f"submit/jobs/{job_id}")
+    where = client.url("job", job_id=job_id)
     if status == "Submitted":
         request = receipt["request"]
         raise JobFailed(
@@ -372,11 +371,11 @@ def report(step, *, timeout=3600.0) -> dict:
             answer = client.create_report(job_id, kind)
             if answer != "done":
                 raise JobFailed(f"opencravat could not make the {kind} report of job {job_id} (answered {answer!r})",
-                                where=client.url(f"submit/jobs/{job_id}/reports/{kind}"))
+                                where=client.url("report", job_id=job_id, kind=kind))
             _wait_until_listed(client, job_id, kind, timeout)
         elif kind in NEVER_LISTED:
             client.create_report(job_id, kind)
-        got = download(step.session, client.url(f"submit/jobs/{job_id}/reports/{kind}"), path, check_response=check_answer)
+        got = download(step.session, client.url("report", job_id=job_id, kind=kind), path, check_response=ERRORS.check)
         fetched[kind] = {"bytes": got.size, "sha256": got.sha256, "server_filename": got.server_filename,
                          "content_type": got.content_type, "resumed": got.resumed}
     return {"job_id": job_id, "reports": fetched}
@@ -388,7 +387,7 @@ def _wait_until_listed(client, job_id, kind, timeout) -> None:
         return JobState("ready" if listed else "being made", finished=listed)
 
     wait_for_job(check, PollPolicy(first=0.5, cap=10.0, timeout=timeout), what=f"{kind} report of job {job_id}",
-                 where=client.url(f"submit/jobs/{job_id}/reports"))
+                 where=client.url("reports", job_id=job_id))
 
 
 def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), concurrency=4, max_variants=1000,
@@ -405,9 +404,9 @@ def annotate(step, *, chrom=None, pos=None, ref=None, alt=None, annotators=(), c
         params = dict(zip(("chrom", "pos", "ref_base", "alt_base"), variant[4:]))
         if modules:
             params["annotators"] = modules
-        answer = client.call("GET", "submit/annotate", params=params)
+        answer = client.call("GET", "annotate", params=params)
         if not isinstance(answer, dict):
-            raise unexpected_shape("opencravat", "a variant's annotations", answer, client.url("submit/annotate"))
+            raise unexpected_shape("opencravat", "a variant's annotations", answer, client.url("annotate"))
         progress.current().advance()
         return answer
 
