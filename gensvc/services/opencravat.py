@@ -290,10 +290,16 @@ def _check_annotators(client: OpenCravatClient, names) -> None:
                              where=client.base, hint=f"installed: {', '.join(sorted(installed)) or 'none'}")
 
 
-def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=60.0) -> dict:
+def _client_of_receipt(step) -> tuple[OpenCravatClient, dict]:
+    """The receipt input, and a client logged in to the server that holds its job."""
     receipt = read_receipt(step.input["receipt"], "opencravat")
     client = OpenCravatClient(step, receipt["base_url"])
     client.login()
+    return client, receipt
+
+
+def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=60.0) -> dict:
+    client, receipt = _client_of_receipt(step)
     job_id = receipt["job_id"]
     where = client.url("status", job_id=job_id)
     # /status is never Aborted: a run that died (or never started) keeps its last status
@@ -361,9 +367,7 @@ def _log_tail(client, job_id, lines: int = 5) -> str:
 
 
 def report(step, *, timeout=3600.0) -> dict:
-    receipt = read_receipt(step.input["receipt"], "opencravat")
-    client = OpenCravatClient(step, receipt["base_url"])
-    client.login()
+    client, receipt = _client_of_receipt(step)
     job_id = receipt["job_id"]
     fetched = {}
     for kind, path in step.output.items():
