@@ -18,7 +18,8 @@ import pytest
 from conftest import BRAVO_TOKEN, REPO, read_json, run_gensvc
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.cgi_results import Alteration, interpret, normalise
-from gensvc.emulators.opencravat_data import map_variant, standardize_pos_ref_alt, trim_vcf_alleles
+from gensvc.emulators.opencravat_converter import standardize_pos_ref_alt, trim_vcf_alleles
+from gensvc.emulators.opencravat_mapper import map_variant
 from gensvc.emulators.server import start_emulator
 
 CGI_EMAIL, CGI_TOKEN = "merge@example.org", "merge-test-cgi-token"

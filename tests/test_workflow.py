@@ -19,7 +19,9 @@ import yaml
 from conftest import REPO, read_tsv
 from emulators.test_shared_gene_model import SAME_CONSEQUENCE
 from gensvc.alleles import minimal
-from gensvc.emulators import bravo_data, opencravat_data
+from gensvc.emulators import bravo_data
+from gensvc.emulators.opencravat_annotators import annotate
+from gensvc.emulators.opencravat_mapper import map_variant
 from gensvc.emulators.server import start_emulator
 from gensvc.merge import unescape
 from gensvc.services.cgi import input_key, parse_alterations
@@ -232,9 +234,9 @@ def test_every_variant_carries_the_emulators_truth(finished):
                 # OpenCRAVAT leaves out an ALT that no sample carries (a 1/2 call at a 3-ALT site)
                 assert info.get("OC_base__hugo") in (None, ".")
                 continue
-            mapped = opencravat_data.map_variant(chrom, pos, ref, alt_base)
+            mapped = map_variant(chrom, pos, ref, alt_base)
             assert info["OC_base__hugo"] == mapped["hugo"] and info["OC_base__so"] == mapped["so"]
-            clinvar = opencravat_data.annotate("clinvar", {**mapped, "chrom": chrom, "pos": pos,
+            clinvar = annotate("clinvar", {**mapped, "chrom": chrom, "pos": pos,
                                                            "ref_base": ref, "alt_base": alt_base})
             if clinvar and clinvar.get("sig"):
                 assert info["OC_clinvar__sig"] == clinvar["sig"]

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import opencravat_data
+from .opencravat_converter import standardize_pos_ref_alt
+from .opencravat_mapper import map_variant
 
 SO_ACCESSIONS = {
     "missense_variant": "SO:0001583", "synonymous_variant": "SO:0001819",
@@ -157,7 +158,7 @@ def _frequency(key: str, population: str) -> float:
 def annotation(chrom: str, start: int, ref: str, alt: str, variant_id: str) -> dict:
     """A VariantAnnotation: the shared gene model's gene and consequence, and stable
     made-up population frequencies."""
-    mapped = opencravat_data.map_variant("chr" + short_chrom(chrom), start, ref or "-", alt or "-")
+    mapped = map_variant("chr" + short_chrom(chrom), start, ref or "-", alt or "-")
     consequence_types = []
     if mapped["hugo"]:
         so = SO_NAMES.get(mapped["so"], mapped["so"])
@@ -257,7 +258,7 @@ def split_records(file_id: str, samples: list[str], records: list[VcfRecord]) ->
         for index, alt in enumerate(record.alts, start=1):
             if alt not in usable:
                 continue
-            start, ref, new_alt = opencravat_data.standardize_pos_ref_alt(record.pos, record.ref, alt)
+            start, ref, new_alt = standardize_pos_ref_alt(record.pos, record.ref, alt)
             ref, new_alt = ("" if ref == "-" else ref), ("" if new_alt == "-" else new_alt)
             variant = StoredVariant(record.chrom, start, ref, new_alt, list(record.ids),
                                     [other for other in usable if other != alt])

@@ -4,8 +4,8 @@ plus open-cravat-multiuser 2.12 for server mode).
 Base URL: `http://HOST:PORT/` (BASE_PATH "/"). Every behaviour below is the real server's,
 read from cravat/websubmit/websubmit.py, cravat/cravat_web.py, cravat/cravat_class.py,
 cravat/cravat_convert.py, cravat_multiuser/__init__.py and the store modules, and checked
-against the real server run as a test peer (tests/peers/README.md); see `opencravat_data`
-for conversion, annotation and report files.
+against the real server run as a test peer (tests/peers/README.md); `opencravat_converter`,
+`opencravat_mapper`, `opencravat_annotators` and `opencravat_reporters` compute a job's files.
 
 Answers
 - JSON as aiohttp's `json_response` writes it (`json.dumps` defaults, `application/json;
@@ -105,9 +105,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import opencravat_data as data
+from .opencravat_annotators import ANNOTATORS, live_annotation
+from .opencravat_converter import (ASSEMBLIES, CONVERTER_FORMATS, Conversion, ConversionError, InputFile, convert,
+                                   decode_input)
+from .opencravat_mapper import MAPPER_NAME, MAPPER_TITLE, MAPPER_VERSION
+from .opencravat_reporters import REPORTERS, errors_text, render_report, report_filename, valid_report_types
 from .framework import ENVIRON_FAULTS, EmulatorConfig
 
+OPEN_CRAVAT_VERSION = "3.2.4"
 BASE_PATH = "/"
 DEFAULT_TOKENS = ["admin:admin"]
 FAULT_KINDS: frozenset[str] = frozenset({"job_error", "job_abort", "report_fail", "status_null"})
@@ -190,7 +195,7 @@ class Job:
     user: str
     job_dir: str
     run_name: str | None
-    files: list[data.InputFile]
+    files: list[InputFile]
     options: dict
     info: dict  # the submission answer (WebJob info)
     submitted: float  # monotonic
@@ -200,7 +205,7 @@ class Job:
     report_types: list[str] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     start: float = 0.0  # offset at which `oc run` starts (or exits, for invalid options)
-    conversion: data.Conversion | None = None
+    conversion: Conversion | None = None
     reports: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # file -> (content, mtime)
     being_generated: set[str] = field(default_factory=set)
     empty: bool = False  # only a job directory: the submission failed after making it
@@ -249,7 +254,7 @@ class Job:
         if not reached:
             return None
         if self.conversion is not None and any("num_input_var" in p.updates for p in reached):
-            return data.errors_text(self.conversion)
+            return errors_text(self.conversion)
         return ""
 
     def run_over(self, now: float) -> bool:
@@ -337,11 +342,11 @@ class OpenCravatServer:
         if invalid is not None:  # `oc run` exits at argument checking: nothing is written
             job.phases = []
             return
-        conversion: data.Conversion | None = None
+        conversion: Conversion | None = None
         conversion_error: str | None = None
         try:
-            conversion = data.convert(files, job.options.get("forcedinputformat") or None)
-        except data.ConversionError as error:
+            conversion = convert(files, job.options.get("forcedinputformat") or None)
+        except ConversionError as error:
             conversion_error = str(error)
         job.conversion = conversion
         paths = [job.path(f.name) for f in files]
@@ -371,21 +376,21 @@ class OpenCravatServer:
             "orig_input_fname": [f.name for f in files], "orig_input_path": paths,
             "submission_time": _submission_time(started_at), "viewable": False,
             "note": job.options.get("note") or "", "reports": list(job.report_types),
-            "open_cravat_version": data.OPEN_CRAVAT_VERSION, "annotators": annot_names,
+            "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": annot_names,
         }
         steps.append(("Starting", [("cravat", " ".join([OC_COMMAND] + run_args[1:])),
                                    ("cravat", "started: %s" % started)], starting, False, []))
         versions = [("cravat", "input files: %s" % ", ".join(paths)),
                     ("cravat", "input assembly: %s" % assembly),
-                    ("cravat", "version: open-cravat %s %s" % (data.OPEN_CRAVAT_VERSION,
+                    ("cravat", "version: open-cravat %s %s" % (OPEN_CRAVAT_VERSION,
                                                                PACKAGE_DIR))]
         for name in annot_names:
             versions.append(("cravat", "version: %s %s %s/annotators/%s" % (
-                name, data.ANNOTATORS[name].version, MODULES_DIR, name)))
+                name, ANNOTATORS[name].version, MODULES_DIR, name)))
         versions.append(("cravat", "version: %s %s %s/mappers/%s" % (
-            data.MAPPER_NAME, data.MAPPER_VERSION, MODULES_DIR, data.MAPPER_NAME)))
+            MAPPER_NAME, MAPPER_VERSION, MODULES_DIR, MAPPER_NAME)))
         for rtype in job.report_types:
-            module = data.REPORTERS[rtype + "reporter"]
+            module = REPORTERS[rtype + "reporter"]
             versions.append(("cravat", "version: %s %s %s/reporters/%s" % (
                 module.name, module.version, MODULES_DIR, module.name)))
         steps.append(("Started cravat", versions, {}, False, []))
@@ -418,7 +423,7 @@ class OpenCravatServer:
             self._place(job, steps, total)
             return
         crv = job.path(job.run_name + ".crv")
-        steps.append(("Started %s (%s)" % (data.MAPPER_TITLE, data.MAPPER_NAME), converter_log + [
+        steps.append(("Started %s (%s)" % (MAPPER_TITLE, MAPPER_NAME), converter_log + [
             ("cravat", "num_workers: 1"),
             ("cravat", "input line chunksize=%d total number of input lines=%d number of chunks=1"
              % (conversion.num_unique, conversion.num_unique)),
@@ -444,12 +449,12 @@ class OpenCravatServer:
         annotator_log: list[tuple[str, str]] = [("cravat", "num_workers: 1")] if annot_names else []
         for name in annot_names:
             if big:
-                module = data.ANNOTATORS[name]
+                module = ANNOTATORS[name]
                 steps.append(("Running %s (%s): line %d" % (module.title, name,
                                                             conversion.num_unique),
                               [], {}, False, []))
             annotator_log += module_log(name)
-        versions_done = {name: data.ANNOTATORS[name].version for name in annot_names}
+        versions_done = {name: ANNOTATORS[name].version for name in annot_names}
         if fmt == "vcf":
             versions_done["extra_vcf_info"] = ""
         versions_done["original_input"] = ""
@@ -469,7 +474,7 @@ class OpenCravatServer:
             steps.append(("Running VCF Info (vcfinfo)", module_log("vcfinfo"), {}, True, []))
         previous_reports: list[str] = []
         for rtype in job.report_types:
-            module = data.REPORTERS[rtype + "reporter"]
+            module = REPORTERS[rtype + "reporter"]
             steps.append(("Running %s (%s)" % (module.title, module.name), module_log(module.name),
                           {}, True, previous_reports))
             previous_reports = [rtype]
@@ -494,11 +499,11 @@ class OpenCravatServer:
             return
         for phase in job.reached(now):
             for rtype in phase.reports:
-                filename = data.report_filename(rtype, job.run_name)
+                filename = report_filename(rtype, job.run_name)
                 if filename is None or filename in job.reports:
                     continue
                 moment = job.submitted_at + datetime.timedelta(seconds=phase.offset)
-                content = data.render_report(rtype, job.conversion, job.annotators,
+                content = render_report(rtype, job.conversion, job.annotators,
                                              job.path(job.run_name + ".sqlite"), moment,
                                              self.header_lines)
                 if content is not None:
@@ -507,8 +512,8 @@ class OpenCravatServer:
     def existing_report_types(self, job: Job, now: float) -> list[str]:
         self.materialise_reports(job, now)
         out = []
-        for rtype in data.valid_report_types():
-            filename = data.report_filename(rtype, job.run_name) if job.run_name else None
+        for rtype in valid_report_types():
+            filename = report_filename(rtype, job.run_name) if job.run_name else None
             if filename is not None and filename in job.reports:
                 out.append(rtype)
         return out
@@ -734,14 +739,14 @@ class OpenCravatApp:
         return _json({"servermode": self.server.servermode})
 
     def on_report_types(self, request: Request) -> Response:
-        return _json({"valid": data.valid_report_types()})
+        return _json({"valid": valid_report_types()})
 
     def on_annotators(self, request: Request) -> Response:
         return _json({name: {"name": name, "version": m.version, "type": m.kind,
                              "title": m.title, "description": m.description,
                              "developer": {"name": "gensvc emulator", "organization": "gensvc",
                                            "email": "", "website": "", "citation": ""}}
-                      for name, m in data.ANNOTATORS.items()})
+                      for name, m in ANNOTATORS.items()})
 
     def on_submit(self, request: Request) -> Response:
         server = self.server
@@ -768,11 +773,11 @@ class OpenCravatApp:
         if request.mimetype.split("/")[0] != "multipart":
             raise HandlerError("multipart/* content type expected")
         # multipart parts, in order
-        files: list[data.InputFile] = []
+        files: list[InputFile] = []
         for name, storage in request.files.items(multi=True):
             if name.startswith("file_"):
                 filename = storage.filename or ""
-                files.append(data.InputFile(filename, data.decode_input(
+                files.append(InputFile(filename, decode_input(
                     filename, storage.read()).splitlines(True)))
         options: dict = {}
         if "options" in request.form:
@@ -829,24 +834,24 @@ class OpenCravatApp:
         run_args.append("--keep-status")
         # What `oc run` will make of it (argparse first, then the module checks).
         invalid = None
-        if assembly not in data.ASSEMBLIES:
+        if assembly not in ASSEMBLIES:
             invalid = ("oc run: error: argument -l/--liftover: invalid choice: %r (choose from %s)"
-                       % (assembly, ", ".join(repr(a) for a in data.ASSEMBLIES)))
-        elif forced and forced not in data.CONVERTER_FORMATS:
+                       % (assembly, ", ".join(repr(a) for a in ASSEMBLIES)))
+        elif forced and forced not in CONVERTER_FORMATS:
             invalid = ("oc run: error: argument -i/--input-format: invalid choice: %r "
                        "(choose from %s)" % (forced, ", ".join(repr(f) for f in
-                                                               data.CONVERTER_FORMATS)))
+                                                               CONVERTER_FORMATS)))
         run_annotators: list[str] = []
         if invalid is None and annotators:
-            names = list(data.ANNOTATORS) if list(annotators) == ["all"] else list(annotators)
+            names = list(ANNOTATORS) if list(annotators) == ["all"] else list(annotators)
             for name in names:
-                if name not in data.ANNOTATORS:
+                if name not in ANNOTATORS:
                     invalid = "Invalid module: %s" % name
                     break
-            run_annotators = [n for n in names if n in data.ANNOTATORS]
+            run_annotators = [n for n in names if n in ANNOTATORS]
         if invalid is None:
             for rtype in reports_opt:
-                if str(rtype) + "reporter" not in data.REPORTERS:
+                if str(rtype) + "reporter" not in REPORTERS:
                     invalid = "Invalid module: %sreporter" % rtype
                     break
         fault = None
@@ -865,7 +870,7 @@ class OpenCravatApp:
                 "orig_input_path": ["%s/%s" % (job_dir, n) for n in input_names],
                 "submission_time": datetime.datetime.now().isoformat(), "viewable": False,
                 "note": note, "status": "Submitted", "reports": [],
-                "open_cravat_version": data.OPEN_CRAVAT_VERSION, "annotators": annotators,
+                "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": annotators,
                 "cc_cohorts_path": "",
             }.items()))
         job = Job(job_id, user_dir, job_dir, run_name, files, dict(options, note=note or ""),
@@ -950,11 +955,11 @@ class OpenCravatApp:
             now = time.monotonic()
             if failed or job.conversion is None or not job.db_exists(now):
                 return _json("fail")  # `oc report` wrote "<db> not found" to stderr
-            content = data.render_report(report_type, job.conversion, job.annotators,
+            content = render_report(report_type, job.conversion, job.annotators,
                                          job.path(job.run_name + ".sqlite"),
                                          datetime.datetime.now(), self.server.header_lines)
             if content is not None:  # no reporter: `oc report` only says it skipped it
-                filename = data.report_filename(report_type, job.run_name)
+                filename = report_filename(report_type, job.run_name)
                 with self.server.lock:
                     job.reports[filename] = (content.encode(), time.time())
             return _json("done")
@@ -966,7 +971,7 @@ class OpenCravatApp:
         job = self.job_or_none(request, job_id)
         if job is None or job.status_json(time.monotonic()) is None:
             raise HandlerError(MSG_NONE_ITER)
-        filename = data.report_filename(report_type, job.run_name)
+        filename = report_filename(report_type, job.run_name)
         if filename is None:
             raise HandlerError(MSG_NONE_ITER)
         with self.server.lock:
@@ -1034,7 +1039,7 @@ class OpenCravatApp:
         except ValueError:
             raise HandlerError("invalid literal for int() with base 10: %r" % queries["pos"]) from None
         annotators = queries["annotators"].split(",") if "annotators" in queries else None
-        return _json(data.live_annotation(queries["chrom"], pos, queries["ref_base"],
+        return _json(live_annotation(queries["chrom"], pos, queries["ref_base"],
                                           queries["alt_base"], queries.get("uid", ""),
                                           annotators))
 

@@ -219,7 +219,7 @@ MAPPED = [("chr1", 11785743, "T", "C"), ("chr1", 11785744, "G", "A"), ("chr1", 1
 
 
 def test_the_stand_in_mapper_follows_the_shared_gene_model_as_the_emulator_does(oc):
-    from gensvc.emulators.opencravat_data import map_variant
+    from gensvc.emulators.opencravat_mapper import map_variant
 
     for chrom, pos, ref, alt in MAPPED:
         r = requests.get(oc.url + "submit/annotate", timeout=30, params={
