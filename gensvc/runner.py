@@ -23,6 +23,7 @@ from pathlib import Path
 
 import gensvc
 from gensvc import schema
+from gensvc.call import Call
 from gensvc.core import progress
 from gensvc.core.files import file_sha256, replace_text
 from gensvc.core.redaction import RedactingFilter, redact
@@ -34,48 +35,6 @@ log = logging.getLogger("gensvc")
 
 # operations that send nothing anywhere: no settings, no session
 LOCAL_MODULES = {"merge": "gensvc.merge"}
-
-
-@dataclass
-class Call:
-    service: str
-    operation: str
-    input: dict = field(default_factory=dict)
-    output: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-    log: str | None = None
-
-    @classmethod
-    def from_snakemake(cls, service: str, operation: str, smk) -> "Call":
-        log_files = list(smk.log)
-        return cls(
-            service,
-            operation,
-            input=_named(smk.input, "input", service, operation),
-            output=_named(smk.output, "output", service, operation),
-            params=dict(smk.params.items()),
-            log=str(log_files[0]) if log_files else None,
-        )
-
-    def as_document(self) -> dict:
-        return {"input": self.input, "output": self.output, "params": self.params}
-
-
-def _named(files, kind: str, service: str, operation: str) -> dict:
-    named = {name: (list(map(str, v)) if isinstance(v, list) else str(v)) for name, v in files.items()}
-    given = {path for v in named.values() for path in (v if isinstance(v, list) else [v])}
-    unnamed = [str(f) for f in files if str(f) not in given]
-    if unnamed:
-        spec = schema.load(service, operation)["properties"][kind]
-        names, required = spec.get("properties", {}), spec.get("required", [])
-        if not names:
-            raise UsageError(f"{service} {operation} takes no {kind} files, but the rule gives {unnamed[0]!r}",
-                             hint=f"remove it from the rule's {kind}:")
-        listing = ", ".join(f"{n} (required)" if n in required else n for n in names)
-        example = (required or list(names))[0]
-        raise UsageError(f"unnamed {kind} file {unnamed[0]!r}: {service} {operation} takes {kind} {listing}",
-                         hint=f"name it, e.g. {kind}: {example}={unnamed[0]!r}")
-    return named
 
 
 @dataclass
@@ -96,17 +55,19 @@ class Step:
 
 
 def run_wrapper(wrapper_file: str, smk=None) -> None:
-    """Entry of every ``wrappers/<service>/<operation>/wrapper.py``."""
+    """Entry of every ``wrappers/<service>/<operation>/wrapper.py``; run as a script (no
+    Snakemake object), its argv is that of ``gensvc <service> <operation>``."""
     service, operation = Path(wrapper_file).parts[-3:-1]
-    if smk is None:
-        from gensvc.cli import main
-
-        sys.exit(main([service, operation, *sys.argv[1:]]))
     try:
-        call = Call.from_snakemake(service, operation, smk)
+        if smk is None:
+            from gensvc.flags import call_from_argv
+
+            call = call_from_argv(service, operation, sys.argv[1:])
+        else:
+            call = Call.from_snakemake(service, operation, smk)
     except GensvcError as exc:
         message = f"gensvc {service} {operation}: {exc}"
-        log_files = list(smk.log)
+        log_files = list(smk.log) if smk is not None else []
         if log_files:  # Snakemake points the user at the rule's log
             with logging_to(str(log_files[0])):
                 log.error(message)

@@ -2,18 +2,22 @@
 
 A schema describes one call as ``{input, output, params}``. The settings every
 operation accepts (url, rate_limit, token_file, ...) live once in
-``schemas/settings.yaml`` and are merged into each operation's params.
+``schemas/settings.yaml`` and are merged into each operation's params. A receipt handed from
+``submit`` to ``poll`` is read here too, checked against ``schemas/receipt.yaml`` (core/, which
+writes it, knows no schema).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from gensvc.core.jobids import is_job_id, shown
 from gensvc.errors import UsageError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -76,3 +80,23 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if "x-expected" in error.schema:  # the schema says in words what a pattern or enum wants
         return f"{where}: {error.instance!r} is not {error.schema['x-expected']}"
     return f"{where}: {error.message}"
+
+
+def read_receipt(path: str, service: str) -> dict:
+    """A receipt written by ``<service> submit``, checked against schemas/receipt.yaml."""
+    try:
+        receipt = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read receipt {path}: {exc}", hint=f"give the receipt written by `{service} submit`") from None
+    job_id = receipt.get("job_id") if isinstance(receipt, dict) else None
+    if isinstance(job_id, str) and not is_job_id(job_id):
+        # said before the schema's own wording; it goes into URLs and file names
+        raise UsageError(f"receipt {path} holds the job id {shown(job_id)}, which is not a job id",
+                         hint=f"give the receipt written by `{service} submit`, unchanged")
+    try:
+        jsonschema.validate(receipt, yaml.safe_load((SCHEMA_DIR / "receipt.yaml").read_text()))
+    except jsonschema.ValidationError as exc:
+        raise UsageError(f"receipt {path} is not valid: {exc.message}") from None
+    if receipt["service"] != service:
+        raise UsageError(f"receipt {path} is for {receipt['service']}, not {service}")
+    return receipt

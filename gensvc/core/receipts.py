@@ -26,9 +26,7 @@ from filelock import FileLock
 import gensvc
 from gensvc.core.files import file_sha256, replace_json
 from gensvc.core.http import OutcomeUnknown
-from gensvc.core.jobids import is_job_id, shown
 from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
-from gensvc.errors import UsageError
 
 log = logging.getLogger("gensvc.receipts")
 
@@ -207,29 +205,3 @@ def write_json(path: str, document: dict) -> None:
     with open(path, "w") as handle:
         json.dump(document, handle, indent=2, sort_keys=True)
         handle.write("\n")
-
-
-def read_receipt(path: str, service: str) -> dict:
-    """A receipt written by ``<service> submit``, checked against schemas/receipt.yaml."""
-    import jsonschema
-    import yaml
-
-    from gensvc.schema import SCHEMA_DIR
-
-    try:
-        receipt = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read receipt {path}: {exc}", hint=f"give the receipt written by `{service} submit`") from None
-    job_id = receipt.get("job_id") if isinstance(receipt, dict) else None
-    if isinstance(job_id, str) and not is_job_id(job_id):
-        # said before the schema's own wording; it goes into URLs and file names
-        raise UsageError(f"receipt {path} holds the job id {shown(job_id)}, which is not a job id",
-                         hint=f"give the receipt written by `{service} submit`, unchanged")
-    schema = yaml.safe_load((SCHEMA_DIR / "receipt.yaml").read_text())
-    try:
-        jsonschema.validate(receipt, schema)
-    except jsonschema.ValidationError as exc:
-        raise UsageError(f"receipt {path} is not valid: {exc.message}") from None
-    if receipt["service"] != service:
-        raise UsageError(f"receipt {path} is for {receipt['service']}, not {service}")
-    return receipt

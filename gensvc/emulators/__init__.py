@@ -10,17 +10,9 @@ shared mistake. Each service module exposes `create_app(config) -> WSGI app` and
 `python -m gensvc.emulators bravo --port 0` (and `gensvc emulate`) serve in the foreground.
 """
 
-# service name -> module with create_app(config) and BASE_PATH
-EMULATORS: dict[str, str] = {
-    "bravo": "gensvc.emulators.bravo",
-    "cgi": "gensvc.emulators.cgi",
-    "opencravat": "gensvc.emulators.opencravat",
-    "opencga": "gensvc.emulators.opencga",
-    "cavatica": "gensvc.emulators.cavatica",
-}
-
-from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs  # noqa: E402
-from .server import (  # noqa: E402
+from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs
+from .server import (
+    EMULATORS,
     RunningEmulator,
     add_emulate_arguments,
     build_app,

@@ -20,8 +20,16 @@ from typing import Any, TextIO
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import EMULATORS
 from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs
+
+# service name -> module with create_app(config) and BASE_PATH
+EMULATORS: dict[str, str] = {
+    "bravo": "gensvc.emulators.bravo",
+    "cgi": "gensvc.emulators.cgi",
+    "opencravat": "gensvc.emulators.opencravat",
+    "opencga": "gensvc.emulators.opencga",
+    "cavatica": "gensvc.emulators.cavatica",
+}
 
 _CONFIG_FIELDS = {f.name for f in fields(EmulatorConfig)}
 

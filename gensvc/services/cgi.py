@@ -25,9 +25,10 @@ from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
-from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, submit_job, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.genome_build import AUTO, choose_build
+from gensvc.schema import read_receipt
 from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 
 log = logging.getLogger("gensvc.cgi")

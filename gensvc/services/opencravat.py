@@ -31,10 +31,11 @@ from gensvc.core.download import download
 from gensvc.core.errormap import ErrorMap, Rule
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, submit_job, write_json
 from gensvc.core.textfiles import is_gzipped, open_binary
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
+from gensvc.schema import read_receipt
 from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 
 log = logging.getLogger("gensvc.opencravat")
