@@ -15,8 +15,9 @@ from pathlib import Path
 from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, read_receipt, send_submission, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, send_submission, submit_job, write_json
 from gensvc.errors import GensvcError, JobFailed, RequestRejected, UsageError
+from gensvc.schema import read_receipt
 from gensvc.services.opencga_client import ACTIVE, OpencgaClient, first_result
 from gensvc.services.opencga_records import CATALOG_COLUMNS, CatalogWriter, VariantWriter
 
