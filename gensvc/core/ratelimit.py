@@ -6,6 +6,11 @@ times live in a JSON file in the directory given (by default the user's state
 dir, whatever the working directory), guarded by a file lock, one file per
 service and credential, so parallel Snakemake jobs share one budget.
 A wait of a second or more is logged (INFO) and shown on the progress bar.
+
+A service that tells its budget on every answer (``X-RateLimit-Remaining`` and
+``-Reset``, CAVATICA) feeds it in with ``observe``: the figure is shared beside the
+start times, every process counts it down as it starts a request, and once it is
+spent they all wait for the reset, before the server answers 429.
 """
 
 from __future__ import annotations
@@ -77,16 +82,52 @@ class SharedRateLimiter:
             with self._lock:
                 now = time.time()
                 starts = [t for t in self._read() if t > now - self.window]
-                if len(starts) < self.limit.requests:
-                    starts.append(now)
-                    self._write(starts)
-                    return
-                wait = starts[-self.limit.requests] + self.window - now
+                if len(starts) >= self.limit.requests:
+                    wait = starts[-self.limit.requests] + self.window - now
+                else:
+                    wait = self._server_wait(now)
+                    if not wait:
+                        starts.append(now)
+                        self._write(starts)
+                        return
             wait = max(wait, 0.001)
             self.waited += wait
             if wait >= progress.NOTICEABLE:
                 log.info("waiting %s for %s's window (%s s)", progress.duration(wait), self.service, self.limit)
             progress.current().sleep(wait, f"for {self.service}'s window")
+
+    def observe(self, headers) -> None:
+        """Take the server's own count of what is left of its window (a response's
+        X-RateLimit-Remaining and -Reset, epoch seconds or milliseconds)."""
+        budget = ServerBudget.from_headers(headers)
+        if budget is None:
+            return
+        with self._lock:
+            self._write_budget(budget.merged_with(self._read_budget()))
+
+    def _server_wait(self, now: float) -> float:
+        """Seconds to wait for the server's window to reset, or 0 after counting this
+        request against it. Call with the lock held."""
+        budget = self._read_budget()
+        if budget is None or now >= budget.reset:
+            return 0.0
+        if budget.remaining <= 0:
+            return budget.reset - now + self.MARGIN_SECONDS
+        self._write_budget(ServerBudget(budget.remaining - 1, budget.reset))
+        return 0.0
+
+    def _budget_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".server.json")
+
+    def _read_budget(self) -> "ServerBudget | None":
+        try:
+            data = json.loads(self._budget_path().read_text())
+            return ServerBudget(int(data["remaining"]), float(data["reset"]))
+        except (FileNotFoundError, ValueError, TypeError, KeyError):
+            return None
+
+    def _write_budget(self, budget: "ServerBudget") -> None:
+        replace_json(self._budget_path(), {"remaining": budget.remaining, "reset": budget.reset}, indent=None)
 
     def time_for(self, count: int) -> float:
         """Seconds from now until ``count`` more requests can all have started, if no other
@@ -117,3 +158,29 @@ class SharedRateLimiter:
 
     def _write(self, starts: list[float]) -> None:
         replace_json(self.path, starts, indent=None)
+
+
+@dataclass(frozen=True)
+class ServerBudget:
+    """What the server says is left of its window, and when (epoch seconds) it resets."""
+
+    remaining: int
+    reset: float
+
+    @classmethod
+    def from_headers(cls, headers) -> "ServerBudget | None":
+        try:
+            remaining = int(headers["X-RateLimit-Remaining"])
+            reset = float(headers["X-RateLimit-Reset"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if reset > 1e11:  # milliseconds, as one of the platform's documents shows
+            reset /= 1000
+        return cls(remaining, reset)
+
+    def merged_with(self, known: "ServerBudget | None") -> "ServerBudget":
+        """Within one window the lower count wins: answers to requests started before
+        others were counted down arrive late and must not raise it again."""
+        if known is not None and abs(known.reset - self.reset) < 1 and known.remaining < self.remaining:
+            return ServerBudget(known.remaining, max(known.reset, self.reset))
+        return self

@@ -14,7 +14,7 @@ _secrets: set[str] = set()
 
 MASK = "***"
 SECRET_HEADERS = frozenset({"authorization", "x-sbg-auth-token", "cookie", "set-cookie", "x-sbg-session-id"})
-_SECRET_QUERY = re.compile(r"(?i)\b((?:access_|auth_|refresh_)?token|password|api_key|key|session_id)=([^&\s]+)")
+_SECRET_QUERY = re.compile(r"(?i)\b((?:access_|auth_|refresh_)?token|password|api_key|key|session_id|signature)=([^&\s]+)")
 
 
 def register_secret(value: str | None) -> None:

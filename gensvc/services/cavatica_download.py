@@ -1,0 +1,205 @@
+"""CAVATICA download: a task's output files, in parallel Range parts, resumable, checked.
+
+Each file's ``download_info`` URL is read in parts of ``part_size`` bytes, ``parallel`` at
+a time, each written at its offset into a transfer file under the state dir; the parts
+done are noted beside it, so a rerun after a crash fetches only the rest. Every part must
+come back as 206 with the Content-Range asked for and the file's size as the platform's
+record has it; a server that ignores Range, or serves another size, is refused (the
+official client silently writes a wrong file). When the storage's ETag is an MD5, the
+whole file is checked against it. Only then does the file move to its output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from filelock import FileLock
+
+from gensvc.core.files import replace_json
+from gensvc.core.progress import report
+from gensvc.core.receipts import read_receipt
+from gensvc.errors import JobFailed, UnexpectedAnswer, UsageError
+from gensvc.services.cavatica_client import CavaticaClient, storage_session
+
+log = logging.getLogger("gensvc.cavatica.download")
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def output_files(task: dict, output_id: str | None) -> list[tuple[str, str]]:
+    """(output id, file id) of every file among the task's outputs, or of one output."""
+    outputs = task.get("outputs") or {}
+    if output_id is not None and output_id not in outputs:
+        raise UsageError(f"task {task.get('id')} has no output {output_id!r}",
+                         hint=f"its outputs: {', '.join(sorted(outputs)) or 'none'}")
+    chosen = {output_id: outputs[output_id]} if output_id is not None else outputs
+    found = []
+    for name, value in sorted(chosen.items()):
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and str(item.get("class", "")).lower() == "file" and item.get("path"):
+                found.append((name, str(item["path"])))
+    return found
+
+
+class TransferState:
+    """A file's bytes so far and the parts done, kept until the file is complete."""
+
+    def __init__(self, state_dir, key: str):
+        directory = Path(state_dir) / "transfers" / "cavatica-download"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.data = directory / f"{key}.part"
+        self.notes = directory / f"{key}.json"
+        self.lock = FileLock(str(self.notes) + ".lock")
+
+    def done(self, size: int, part_size: int) -> set[int]:
+        try:
+            notes = json.loads(self.notes.read_text())
+        except (FileNotFoundError, ValueError):
+            notes = None
+        if not notes or notes.get("size") != size or notes.get("part_size") != part_size \
+                or not self.data.exists() or self.data.stat().st_size != size:
+            with open(self.data, "wb") as handle:  # start over: the bytes so far are not this layout's
+                handle.truncate(size)
+            return set()
+        return set(notes.get("done", []))
+
+    def note(self, size: int, part_size: int, done: set[int]) -> None:
+        replace_json(self.notes, {"size": size, "part_size": part_size, "done": sorted(done)}, indent=None)
+
+    def forget(self) -> None:
+        self.notes.unlink(missing_ok=True)
+        self.data.unlink(missing_ok=True)
+
+
+class Downloader:
+    def __init__(self, step, client: CavaticaClient, *, part_size: int, parallel: int):
+        self.step, self.client, self.part_size, self.parallel = step, client, part_size, parallel
+        self.storage = storage_session(step.settings)
+        self.parts_fetched = 0
+
+    def fetch(self, file_id: str, target: str) -> dict:
+        record = self.client.resource("GET", "file", "a file", file_id=file_id)
+        size = record.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise UnexpectedAnswer(f"cavatica's record of file {file_id} has no size", where=self.client.base)
+        url = self.client.resource("GET", "download_info", "a download URL", file_id=file_id).get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise UnexpectedAnswer(f"cavatica gave no download URL for file {file_id}", where=self.client.base)
+        key = hashlib.sha256(f"{self.client.base}\0{file_id}".encode()).hexdigest()[:32]
+        state = TransferState(self.step.settings.state_dir, key)
+        with state.lock:
+            etag = self._transfer(url, size, state, record.get("name") or file_id)
+            md5 = _md5(state.data)
+            if etag and _MD5.match(etag) and etag != md5:
+                state.forget()
+                raise UnexpectedAnswer(f"{record.get('name')} arrived with MD5 {md5}, not the storage's {etag}",
+                                       where=url.split("?")[0], hint="download it again")
+            shutil.move(str(state.data), target)
+            state.forget()
+        return {"id": file_id, "name": record.get("name"), "size": size, "md5": md5, "path": target}
+
+    def _transfer(self, url: str, size: int, state: TransferState, name: str) -> str | None:
+        parts = [(n, start, min(start + self.part_size, size) - 1)
+                 for n, start in enumerate(range(0, size, self.part_size))]
+        done = state.done(size, self.part_size)
+        lock, etags = threading.Lock(), []
+        todo = [p for p in parts if p[0] not in done]
+        if done:
+            log.info("resuming the download of %s: %d of %d parts already here", name, len(done), len(parts))
+
+        def one(part):
+            number, first, last = part
+            etag = self._fetch_part(url, first, last, size, state.data)
+            with lock:
+                done.add(number)
+                etags.append(etag)
+                self.parts_fetched += 1
+                state.note(size, self.part_size, done)
+                bar.advance()
+
+        with report(f"download of {name}", total=len(todo), unit="part") as bar, \
+                ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
+            futures = [pool.submit(one, part) for part in todo]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in futures:
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    raise future.exception()
+        if not parts:  # an empty file: nothing to ask for
+            return None
+        return etags[0] if etags and len(set(etags)) == 1 else (etags[0] if etags else None)
+
+    def _fetch_part(self, url: str, first: int, last: int, size: int, path: Path) -> str | None:
+        where = url.split("?")[0]
+        response = self.storage.get(url, headers={"Range": f"bytes={first}-{last}"})
+        if response.status_code == 200:
+            raise UnexpectedAnswer(f"the storage ignored the Range of bytes {first}-{last} and sent the whole file "
+                                   f"({len(response.content)} bytes); refusing it", where=where,
+                                   hint="the download URL is not a storage that serves parts; report it")
+        if response.status_code != 206:
+            raise UnexpectedAnswer(f"the storage answered HTTP {response.status_code} for bytes {first}-{last}",
+                                   where=where, hint="run the download again: it resumes")
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        body = response.content
+        if not match or (int(match[1]), int(match[2])) != (first, last) or len(body) != last - first + 1:
+            raise UnexpectedAnswer(f"the storage sent {response.headers.get('Content-Range') or 'no range'} "
+                                   f"({len(body)} bytes) for bytes {first}-{last}; refusing it", where=where,
+                                   hint="run the download again")
+        if int(match[3]) != size:
+            raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
+                                   "refusing the file", where=where, hint="the file changed or is damaged; report it")
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, body, first)
+        finally:
+            os.close(fd)
+        return (response.headers.get("ETag") or "").strip().strip('"') or None
+
+
+def _md5(path: Path) -> str:
+    md5 = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            md5.update(block)
+    return md5.hexdigest()
+
+
+def download(step, *, output_id=None, part_size=8 << 20, parallel=4) -> dict:
+    receipt = read_receipt(step.input["receipt"], "cavatica")
+    client = CavaticaClient(step, receipt["base_url"])
+    task_id = receipt["job_id"]
+    task = client.resource("GET", "task", "a task", task_id=task_id)
+    status = task.get("status")
+    if status in ("FAILED", "ABORTED"):
+        raise JobFailed(f"cavatica task {task_id} ended {status}; it has no outputs", where=client.url("task", task_id=task_id),
+                        hint="cavatica poll says why")
+    if status != "COMPLETED":
+        raise UsageError(f"cavatica task {task_id} is {status}, not COMPLETED", where=client.url("task", task_id=task_id),
+                         hint="wait for it with cavatica poll, then download")
+    chosen = output_files(task, output_id)
+    targets = _targets(step, chosen, client)
+    downloader = Downloader(step, client, part_size=part_size, parallel=parallel)
+    entries = [{"output": out, **downloader.fetch(file_id, targets[file_id])} for out, file_id in chosen]
+    if "manifest" in step.output:
+        replace_json(step.output["manifest"], {"service": "cavatica", "task_id": task_id, "files": entries})
+    return {"task_id": task_id, "files": len(entries), "parts_fetched": downloader.parts_fetched,
+            "versions": {"cavatica_app": task.get("app")}}
+
+
+def _targets(step, chosen: list[tuple[str, str]], client) -> dict[str, str]:
+    """The output path of the one file chosen."""
+    if len(chosen) != 1:
+        names = ", ".join(sorted({out for out, _ in chosen})) or "none"
+        raise UsageError(f"output file takes exactly one of the task's output files, but {len(chosen)} were chosen "
+                         f"(outputs: {names})", hint="give output_id naming an output that holds one file")
+    return {chosen[0][1]: step.output["file"]}
