@@ -151,13 +151,13 @@ class Downloader:
                                    where=where, hint="run the download again: it resumes")
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
         body = response.content
+        if match and int(match[3]) != size:
+            raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
+                                   "refusing the file", where=where, hint="the file changed or is damaged; report it")
         if not match or (int(match[1]), int(match[2])) != (first, last) or len(body) != last - first + 1:
             raise UnexpectedAnswer(f"the storage sent {response.headers.get('Content-Range') or 'no range'} "
                                    f"({len(body)} bytes) for bytes {first}-{last}; refusing it", where=where,
                                    hint="run the download again")
-        if int(match[3]) != size:
-            raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
-                                   "refusing the file", where=where, hint="the file changed or is damaged; report it")
         fd = os.open(path, os.O_WRONLY)
         try:
             os.pwrite(fd, body, first)
