@@ -25,8 +25,8 @@ from filelock import FileLock
 
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
-from gensvc.core.receipts import read_receipt
 from gensvc.errors import JobFailed, UnexpectedAnswer, UsageError
+from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
 
 log = logging.getLogger("gensvc.cavatica.download")

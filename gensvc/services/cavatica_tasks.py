@@ -17,8 +17,9 @@ import time
 
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, read_receipt, submit_once, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, submit_once, write_json
 from gensvc.errors import GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
+from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
 
 log = logging.getLogger("gensvc.cavatica.tasks")
