@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 
 from . import bravo_data
 from .bravo_query import (
@@ -170,110 +171,132 @@ class PagedQuery:
         return jsonify(response)
 
 
+@dataclass
+class BravoState:
+    """What one Bravo app keeps between requests, in `current_app.extensions["bravo"]`."""
+
+    tokens: frozenset[str]
+    limiter: FixedWindowLimiter
+
+
+def state() -> BravoState:
+    return current_app.extensions["bravo"]
+
+
+api = Blueprint("bravo", __name__)
+
+
+@api.before_request
+def enforce_rate_limit():
+    # Runs before the view, like Flask-Limiter: failed requests count as well.
+    if not state().limiter.hit(request.remote_addr or ""):
+        return _error("too many requests", 429)
+    return None
+
+
+@api.errorhandler(QueryError)
+def handle_query_error(error: QueryError):
+    return _error(error.message)
+
+
+def require_authorization(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def authorized_view(*args: Any, **kwargs: Any):
+        parts = request.headers.get("Authorization", "").split()
+        if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1] not in state().tokens:
+            return _error("not authorized")
+        return view(*args, **kwargs)
+
+    return authorized_view
+
+
+@api.route("/", methods=["GET"])
+@require_authorization
+def get_name():
+    return jsonify({"dataset": DATASET_NAME, "api_version": API_VERSION})
+
+
+@api.route("/variant", methods=["GET"])
+@require_authorization
+def get_variant():
+    variant_id = request.args.get("variant_id")
+    chrom = request.args.get("chrom")
+    raw_pos = request.args.get("pos")
+    if variant_id == "" or chrom == "":
+        raise QueryError()
+    pos = parse_int(raw_pos) if raw_pos is not None else None
+    if pos is not None and pos < 0:
+        raise QueryError()
+    vcf = _optional_vcf()
+    if variant_id is not None:
+        rows = _rows_named(variant_id)
+    elif chrom is not None and pos is not None:
+        rows = bravo_data.rows_at(_chrom(chrom), pos)
+    else:
+        # The 2018-01 server's own wording here (not webargs' "invalid query parameters").
+        raise QueryError("Invalid query parameters.")
+    response: dict[str, Any] = {"next": None}
+    _format_rows(response, rows, vcf)
+    return jsonify(response)
+
+
+def _rows_named(variant_id: str) -> list[bravo_data.VariantRow]:
+    """The rows of `variant_id=CHROM-POS-REF-ALT`."""
+    parts = variant_id.split("-")
+    if len(parts) != 4:
+        raise QueryError("Invalid variant name format.")
+    chrom_text, pos_text, ref, alt = parts
+    try:
+        pos = parse_int(pos_text)
+    except QueryError:
+        raise QueryError("Invalid variant name format.") from None
+    return [row for row in bravo_data.rows_at(_chrom(chrom_text), pos) if row.ref == ref and row.alt == alt]
+
+
+def _chrom(text: str) -> str:
+    name = bravo_data.normalise_chrom(text)
+    if name is None:
+        raise QueryError("Invalid chromosome name.")
+    return name
+
+
+@api.route("/region", methods=["GET"])
+@require_authorization
+def get_region():
+    chrom = _required_str("chrom")
+    start = parse_int(_required_str("start"))
+    end = parse_int(_required_str("end"))
+    if start < 0 or end <= 0:
+        raise QueryError()
+    query = PagedQuery()
+    if start >= end:
+        raise QueryError("Start position must be less than end position.")
+    if end - start > MAX_REGION:
+        raise QueryError(f"Regions larger than {MAX_REGION} base-pairs are not allowed.")
+    return query.respond(bravo_data.rows_in(_chrom(chrom), start, end))
+
+
+@api.route("/gene", methods=["GET"])
+@require_authorization
+def get_gene():
+    gene_name = _required_str("name")
+    query = PagedQuery()
+    gene = bravo_data.find_gene(gene_name)
+    if gene is None:
+        raise QueryError(f"Gene with name or identifier equal to {gene_name} was not found.")
+    rows = bravo_data.rows_in(gene.chrom, gene.start, gene.stop)
+    return query.respond(rows, {"gene": gene.to_json()})
+
+
 def create_app(config: EmulatorConfig | None = None) -> Flask:
     config = config or EmulatorConfig()
-    tokens = frozenset(config.tokens if config.tokens is not None else DEFAULT_TOKENS)
     limit, window = rate_limit_of(config)
-    limiter = FixedWindowLimiter(limit, config.scaled(window))
-
+    bravo = BravoState(frozenset(config.tokens if config.tokens is not None else DEFAULT_TOKENS),
+                       FixedWindowLimiter(limit, config.scaled(window)))
     app = Flask("gensvc.emulators.bravo")
     app.json.compact = False  # Flask 0.12's jsonify pretty-printed, as Bravo's answers show
-    app.reset_state = limiter.reset  # called by DELETE /_emulator/stats
-    api = Blueprint("bravo", __name__)
-
-    @api.before_request
-    def enforce_rate_limit():
-        # Runs before the view, like Flask-Limiter: failed requests count as well.
-        if not limiter.hit(request.remote_addr or ""):
-            return _error("too many requests", 429)
-        return None
-
-    @api.errorhandler(QueryError)
-    def handle_query_error(error: QueryError):
-        return _error(error.message)
-
-    def require_authorization(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def authorized_view(*args: Any, **kwargs: Any):
-            parts = request.headers.get("Authorization", "").split()
-            if len(parts) != 2 or parts[0].lower() != "bearer" or parts[1] not in tokens:
-                return _error("not authorized")
-            return view(*args, **kwargs)
-
-        return authorized_view
-
-    @api.route("/", methods=["GET"])
-    @require_authorization
-    def get_name():
-        return jsonify({"dataset": DATASET_NAME, "api_version": API_VERSION})
-
-    @api.route("/variant", methods=["GET"])
-    @require_authorization
-    def get_variant():
-        args = request.args
-        variant_id = args.get("variant_id")
-        chrom = args.get("chrom")
-        raw_pos = args.get("pos")
-        if variant_id == "" or chrom == "":
-            raise QueryError()
-        pos = parse_int(raw_pos) if raw_pos is not None else None
-        if pos is not None and pos < 0:
-            raise QueryError()
-        vcf = _optional_vcf()
-        if variant_id is not None:
-            parts = variant_id.split("-")
-            if len(parts) != 4:
-                raise QueryError("Invalid variant name format.")
-            chrom_text, pos_text, ref, alt = parts
-            try:
-                pos = parse_int(pos_text)
-            except QueryError:
-                raise QueryError("Invalid variant name format.") from None
-            name = bravo_data.normalise_chrom(chrom_text)
-            if name is None:
-                raise QueryError("Invalid chromosome name.")
-            rows = [row for row in bravo_data.rows_at(name, pos) if row.ref == ref and row.alt == alt]
-        elif chrom is not None and pos is not None:
-            name = bravo_data.normalise_chrom(chrom)
-            if name is None:
-                raise QueryError("Invalid chromosome name.")
-            rows = bravo_data.rows_at(name, pos)
-        else:
-            # The 2018-01 server's own wording here (not webargs' "invalid query parameters").
-            raise QueryError("Invalid query parameters.")
-        response: dict[str, Any] = {"next": None}
-        _format_rows(response, rows, vcf)
-        return jsonify(response)
-
-    @api.route("/region", methods=["GET"])
-    @require_authorization
-    def get_region():
-        chrom = _required_str("chrom")
-        start = parse_int(_required_str("start"))
-        end = parse_int(_required_str("end"))
-        if start < 0 or end <= 0:
-            raise QueryError()
-        query = PagedQuery()
-        if start >= end:
-            raise QueryError("Start position must be less than end position.")
-        if end - start > MAX_REGION:
-            raise QueryError(f"Regions larger than {MAX_REGION} base-pairs are not allowed.")
-        name = bravo_data.normalise_chrom(chrom)
-        if name is None:
-            raise QueryError("Invalid chromosome name.")
-        return query.respond(bravo_data.rows_in(name, start, end))
-
-    @api.route("/gene", methods=["GET"])
-    @require_authorization
-    def get_gene():
-        gene_name = _required_str("name")
-        query = PagedQuery()
-        gene = bravo_data.find_gene(gene_name)
-        if gene is None:
-            raise QueryError(f"Gene with name or identifier equal to {gene_name} was not found.")
-        rows = bravo_data.rows_in(gene.chrom, gene.start, gene.stop)
-        return query.respond(rows, {"gene": gene.to_json()})
-
+    app.extensions["bravo"] = bravo
+    app.reset_state = bravo.limiter.reset  # called by DELETE /_emulator/stats
     app.register_blueprint(api, url_prefix=BASE_PATH.rstrip("/"))
     return app
 
