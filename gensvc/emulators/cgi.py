@@ -72,7 +72,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import cgi_results
@@ -208,188 +208,221 @@ class JobStore:
             return True
 
 
+@dataclass
+class CgiState:
+    """What one CGI app keeps between requests, in `current_app.extensions["cgi"]`."""
+
+    tokens: frozenset[str]
+    quota: int
+    duration: float  # a job's run, seconds (time-scaled)
+    zone: tzinfo  # of log and summary times
+    store: JobStore = field(default_factory=JobStore)
+    build_lock: threading.Lock = field(default_factory=threading.Lock)  # result files are built once
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)
+
+
+def state() -> CgiState:
+    return current_app.extensions["cgi"]
+
+
+api = Blueprint("cgi", __name__)
+
+
+# Hooks: on the app, not the blueprint, so an unknown path is authenticated and answered too.
+def authenticate() -> Response | None:
+    header = request.headers.get("Authorization")
+    if not header:
+        return _error(401, "Authentication required: send the header "
+                           "'Authorization: <email> <token>'.")
+    parts = header.split()
+    if len(parts) != 2 or "@" not in parts[0]:
+        return _error(401, "Malformed Authorization header: expected '<email> <token>'.")
+    email, token = parts
+    if token not in state().tokens:
+        return _error(401, "Invalid user or token.")
+    request.environ["gensvc.cgi.user"] = email
+    return None
+
+
+def http_error(error: HTTPException) -> Response:
+    messages = {404: "Not found.", 405: f"Method {request.method} not allowed here.",
+                413: "The uploaded files are too large."}
+    code = error.code or 500
+    return _error(code, messages.get(code, error.description or error.name))
+
+
+def user() -> str:
+    return request.environ["gensvc.cgi.user"]
+
+
+def parameter(name: str) -> str | None:
+    """A form field, or the URL query parameter of that name (CGIwrapper sends them so)."""
+    value = request.form.get(name)
+    if value is None:
+        value = request.args.get(name)
+    return value
+
+
+@api.route("", methods=["GET"], strict_slashes=False)
+def list_jobs():
+    return jsonify(state().store.ids(user()))
+
+
+@api.route("", methods=["POST"], strict_slashes=False)
+def submit_job():
+    uploads = _uploads()
+    if not uploads:
+        return _error(400, "At least one of the files mutations, cnas or translocations "
+                           "is required.")
+    cancer_type = parameter("cancer_type")
+    if not cancer_type:
+        return _error(400, "The parameter cancer_type is required.")
+    if cancer_type not in cgi_results.CANCER_TYPES:
+        return _error(400, f"Unknown cancer type {cancer_type!r}: use one of the codes "
+                           "shown between brackets in the analysis page.")
+    reference_text = parameter("reference") or "hg19"
+    reference = REFERENCES.get(reference_text.strip().lower())
+    if reference is None:
+        return _error(400, f"Unknown reference genome {reference_text!r}: use hg19 or hg38.")
+    job = _read_job(uploads, cancer_type, reference, title=parameter("title") or "")
+    if not state().store.add(job, state().quota):
+        return _error(403, QUOTA_MESSAGE)
+    if job.error is None:  # an accepted job a job_error fault makes fail
+        _take_job_error_fault(job, len(uploads))
+    return jsonify(job.id)
+
+
+def _uploads() -> list[tuple[str, bytes]]:
+    uploads = []
+    for field_name in cgi_results.INPUT_FIELDS:
+        upload = request.files.get(field_name)
+        if upload is None:
+            continue
+        data = upload.read()
+        if not upload.filename and not data:
+            continue  # an empty file input of a web form: no file
+        uploads.append((field_name, data))
+    return uploads
+
+
+def _read_job(uploads: list[tuple[str, bytes]], cancer_type: str, reference: str, title: str) -> Job:
+    """A new job of the request's user; an input CGI cannot read fails it (after a while)."""
+    duration = state().duration
+    job = Job(id=secrets.token_hex(10), user=user(), title=title, cancer_type=cancer_type,
+              reference=reference, submitted=datetime.now(timezone.utc),
+              started=time.monotonic(), duration=duration)
+    for index, (field_name, data) in enumerate(uploads, start=1):
+        name = f"input{index:02d}"
+        job.input_names.append(f"{name}.tsv")
+        if job.error is not None:
+            continue
+        try:
+            job.inputs.append(cgi_results.read_input(name, field_name, data))
+        except cgi_results.InputError as error:
+            # Logged right after "Parsing <this file>".
+            job.fail(f"{name}.tsv ({field_name}): {error}", duration * ERROR_FRACTION,
+                     lines_before=index)
+    return job
+
+
+def _take_job_error_fault(job: Job, inputs: int) -> None:
+    injector = request.environ.get(ENVIRON_FAULTS)
+    fault = injector.take("job_error", "POST", request.path) if injector else None
+    if fault is not None:
+        # Logged after "Running VEP".
+        job.fail(str(fault.options.get("message") or JOB_ERROR_MESSAGE),
+                 job.duration * (ANALYSIS_STEPS[0][1] + 0.05), lines_before=inputs + 1)
+
+
+@api.route("/<job_id>", methods=["DELETE"], strict_slashes=False)
+def delete_job(job_id: str):
+    if not state().store.delete(user(), job_id):
+        return _error(404, f"Job {job_id} not found.")
+    return jsonify({"id": job_id, "status": "Deleted"})
+
+
+@api.route("/<job_id>", methods=["GET"], strict_slashes=False)
+def get_job(job_id: str):
+    job = state().store.get(user(), job_id) if JOB_ID.fullmatch(job_id) else None
+    if job is None:
+        return _error(404, f"Job {job_id} not found.")
+    action = request.args.get("action")
+    if action is None or action == "":
+        return jsonify({"status": job.status(), "metadata": job.metadata()})
+    if action == "logs":
+        return _logs(job)
+    if action == "download":
+        return _download(job)
+    return _error(400, f"Unknown action {action!r}: use download or logs.")
+
+
+def _logs(job: Job) -> Response:
+    elapsed = job.elapsed()
+    status = job.status(elapsed)
+    lines = [f"# cgi analyze {DATASET} -c {job.cancer_type} -g {job.reference}"]
+    for level, message, at in job.schedule():
+        if at > elapsed and status == "Running":
+            continue  # not reached yet
+        moment = state().local(job.submitted + timedelta(seconds=at))
+        stamp = moment.strftime("%Y-%m-%d %H:%M:%S") + f",{moment.microsecond // 1000:03d}"
+        lines.append(f"{stamp} {level:<8} {message}\n")
+    return jsonify({"status": status, "logs": lines})
+
+
+def _result_files(job: Job) -> list[cgi_results.ResultFile]:
+    with state().build_lock:
+        if job.files is None:
+            job.files = cgi_results.result_files(
+                job.id, job.title, job.cancer_type, job.reference, job.inputs,
+                state().local(job.finished_at()))
+        return job.files
+
+
+def _download(job: Job) -> Response:
+    status = job.status()
+    if status == "Running":
+        return _error(409, f"Job {job.id} is still running; download its results when "
+                           "its status is Done.")
+    if status == "Error":
+        return _error(409, f"Job {job.id} failed; it has no results to download.")
+    files = _result_files(job)
+    finished = state().local(job.finished_at())
+    injector = request.environ.get(ENVIRON_FAULTS)
+    fault = injector.take("hostile_zip", "GET", request.path) if injector else None
+    if fault is not None:
+        variant = str(fault.options.get("variant", "slip"))
+        try:
+            body = cgi_results.hostile_zip(variant, files, finished, fault.options)
+        except ValueError as error:
+            return _error(500, str(error))
+    else:
+        with state().build_lock:
+            if job.zip_bytes is None:
+                job.zip_bytes = cgi_results.write_zip(files, finished)
+            body = job.zip_bytes
+    return Response(body, mimetype="application/zip", headers={
+        "Content-Disposition": f"attachment; filename={job.id}.zip"})
+
+
 def create_app(config: EmulatorConfig | None = None) -> Flask:
     config = config or EmulatorConfig()
-    tokens = frozenset(config.tokens if config.tokens is not None else DEFAULT_TOKENS)
     quota = int(config.extra.get("quota", DEFAULT_QUOTA))
     duration = config.scaled(float(config.extra.get("job_seconds", JOB_SECONDS)))
     if quota < 0 or duration <= 0:
         raise ValueError(f"cgi quota must be >= 0 and job_seconds > 0, got {quota}, {duration}")
-    zone = _local_zone(str(config.extra.get("timezone", TIMEZONE)))
-    store = JobStore()
-    build_lock = threading.Lock()
-
+    cgi = CgiState(tokens=frozenset(config.tokens if config.tokens is not None else DEFAULT_TOKENS),
+                   quota=quota, duration=duration,
+                   zone=_local_zone(str(config.extra.get("timezone", TIMEZONE))))
     app = Flask("gensvc.emulators.cgi")
     app.json.sort_keys = False  # keys in the service's order: status, then metadata
     app.config["MAX_CONTENT_LENGTH"] = int(config.extra.get("max_upload_bytes", MAX_UPLOAD_BYTES))
-    app.jobs = store  # for tests and debugging
-
-    def local(moment: datetime) -> datetime:
-        return moment.astimezone(zone)
-
-    def current_user() -> str | Response:
-        header = request.headers.get("Authorization")
-        if not header:
-            return _error(401, "Authentication required: send the header "
-                               "'Authorization: <email> <token>'.")
-        parts = header.split()
-        if len(parts) != 2 or "@" not in parts[0]:
-            return _error(401, "Malformed Authorization header: expected '<email> <token>'.")
-        email, token = parts
-        if token not in tokens:
-            return _error(401, "Invalid user or token.")
-        return email
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        messages = {404: "Not found.", 405: f"Method {request.method} not allowed here.",
-                    413: "The uploaded files are too large."}
-        code = error.code or 500
-        return _error(code, messages.get(code, error.description or error.name))
-
-    @app.before_request
-    def authenticate():
-        user = current_user()
-        if isinstance(user, Response):
-            return user
-        request.environ["gensvc.cgi.user"] = user
-        return None
-
-    def user() -> str:
-        return request.environ["gensvc.cgi.user"]
-
-    def parameter(name: str) -> str | None:
-        value = request.form.get(name)
-        if value is None:
-            value = request.args.get(name)
-        return value
-
-    def submit() -> Response:
-        uploads = []
-        for field_name in cgi_results.INPUT_FIELDS:
-            upload = request.files.get(field_name)
-            if upload is None:
-                continue
-            data = upload.read()
-            if not upload.filename and not data:
-                continue  # an empty file input of a web form: no file
-            uploads.append((field_name, data))
-        if not uploads:
-            return _error(400, "At least one of the files mutations, cnas or translocations "
-                               "is required.")
-        cancer_type = parameter("cancer_type")
-        if not cancer_type:
-            return _error(400, "The parameter cancer_type is required.")
-        if cancer_type not in cgi_results.CANCER_TYPES:
-            return _error(400, f"Unknown cancer type {cancer_type!r}: use one of the codes "
-                               "shown between brackets in the analysis page.")
-        reference_text = parameter("reference") or "hg19"
-        reference = REFERENCES.get(reference_text.strip().lower())
-        if reference is None:
-            return _error(400, f"Unknown reference genome {reference_text!r}: use hg19 or hg38.")
-        title = parameter("title") or ""
-
-        job = Job(id=secrets.token_hex(10), user=user(), title=title, cancer_type=cancer_type,
-                  reference=reference, submitted=datetime.now(timezone.utc),
-                  started=time.monotonic(), duration=duration)
-        for index, (field_name, data) in enumerate(uploads, start=1):
-            name = f"input{index:02d}"
-            job.input_names.append(f"{name}.tsv")
-            if job.error is not None:
-                continue
-            try:
-                job.inputs.append(cgi_results.read_input(name, field_name, data))
-            except cgi_results.InputError as error:
-                # Logged right after "Parsing <this file>".
-                job.fail(f"{name}.tsv ({field_name}): {error}", duration * ERROR_FRACTION,
-                         lines_before=index)
-        if not store.add(job, quota):
-            return _error(403, QUOTA_MESSAGE)
-        if job.error is None:  # an accepted job a job_error fault makes fail
-            injector = request.environ.get(ENVIRON_FAULTS)
-            fault = injector.take("job_error", "POST", request.path) if injector else None
-            if fault is not None:
-                # Logged after "Running VEP".
-                job.fail(str(fault.options.get("message") or JOB_ERROR_MESSAGE),
-                         duration * (ANALYSIS_STEPS[0][1] + 0.05),
-                         lines_before=len(uploads) + 1)
-        return jsonify(job.id)
-
-    @app.route(BASE_PATH, methods=["GET", "POST"], strict_slashes=False)
-    def jobs_root():
-        if request.method == "POST":
-            return submit()
-        return jsonify(store.ids(user()))
-
-    def find(job_id: str) -> Job | Response:
-        job = store.get(user(), job_id) if JOB_ID.fullmatch(job_id) else None
-        if job is None:
-            return _error(404, f"Job {job_id} not found.")
-        return job
-
-    def logs(job: Job) -> Response:
-        elapsed = job.elapsed()
-        status = job.status(elapsed)
-        lines = [f"# cgi analyze {DATASET} -c {job.cancer_type} -g {job.reference}"]
-        for level, message, at in job.schedule():
-            if at > elapsed and status == "Running":
-                continue  # not reached yet
-            moment = local(job.submitted + timedelta(seconds=at))
-            stamp = moment.strftime("%Y-%m-%d %H:%M:%S") + f",{moment.microsecond // 1000:03d}"
-            lines.append(f"{stamp} {level:<8} {message}\n")
-        return jsonify({"status": status, "logs": lines})
-
-    def result_files(job: Job) -> list[cgi_results.ResultFile]:
-        with build_lock:
-            if job.files is None:
-                job.files = cgi_results.result_files(
-                    job.id, job.title, job.cancer_type, job.reference, job.inputs,
-                    local(job.finished_at()))
-            return job.files
-
-    def download(job: Job) -> Response:
-        status = job.status()
-        if status == "Running":
-            return _error(409, f"Job {job.id} is still running; download its results when "
-                               "its status is Done.")
-        if status == "Error":
-            return _error(409, f"Job {job.id} failed; it has no results to download.")
-        files = result_files(job)
-        finished = local(job.finished_at())
-        injector = request.environ.get(ENVIRON_FAULTS)
-        fault = injector.take("hostile_zip", "GET", request.path) if injector else None
-        if fault is not None:
-            variant = str(fault.options.get("variant", "slip"))
-            try:
-                body = cgi_results.hostile_zip(variant, files, finished, fault.options)
-            except ValueError as error:
-                return _error(500, str(error))
-        else:
-            with build_lock:
-                if job.zip_bytes is None:
-                    job.zip_bytes = cgi_results.write_zip(files, finished)
-                body = job.zip_bytes
-        return Response(body, mimetype="application/zip", headers={
-            "Content-Disposition": f"attachment; filename={job.id}.zip"})
-
-    @app.route(BASE_PATH + "/<job_id>", methods=["GET", "DELETE"], strict_slashes=False)
-    def one_job(job_id: str):
-        if request.method == "DELETE":
-            if not store.delete(user(), job_id):
-                return _error(404, f"Job {job_id} not found.")
-            return jsonify({"id": job_id, "status": "Deleted"})
-        job = find(job_id)
-        if isinstance(job, Response):
-            return job
-        action = request.args.get("action")
-        if action is None or action == "":
-            return jsonify({"status": job.status(), "metadata": job.metadata()})
-        if action == "logs":
-            return logs(job)
-        if action == "download":
-            return download(job)
-        return _error(400, f"Unknown action {action!r}: use download or logs.")
-
+    app.extensions["cgi"] = cgi
+    app.jobs = cgi.store  # for tests and debugging
+    app.before_request(authenticate)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_blueprint(api, url_prefix=BASE_PATH)
     return app
 
 
