@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,8 +30,10 @@ from gensvc.services.opencravat import oc_allele
 
 pytestmark = pytest.mark.slow
 
-SECRETS = {"GENSVC_BRAVO_TOKEN": "bravo-demo-token", "GENSVC_CGI_EMAIL": "wf@example.org", "GENSVC_CGI_TOKEN": "cgi-demo-token"}
-EMULATED = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05}}
+SECRETS = {"GENSVC_BRAVO_TOKEN": "bravo-demo-token", "GENSVC_CGI_EMAIL": "wf@example.org", "GENSVC_CGI_TOKEN": "cgi-demo-token",
+           "GENSVC_OPENCGA_USER": "demouser", "GENSVC_OPENCGA_PASSWORD": "demouser"}
+EMULATED = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05}, "opencga": {"time_scale": 0.02}}
+OPENCGA_RULES = {"opencga_upload": 1, "opencga_index": 1, "opencga_poll": 1, "opencga_query": 1, "opencga_check": 1}
 
 
 class Workflow:
@@ -262,7 +265,27 @@ def test_records_keep_order_and_their_own_info(finished):
 def test_deleting_one_intermediate_reruns_only_what_depends_on_it(finished):
     assert finished.planned() == {}
     (finished.workdir / "results" / "bravo" / "tumour.bravo.tsv").unlink()
-    assert finished.planned() == {"bravo_frequencies": 1, "merge_annotations": 1, "report_plots": 1, "all": 1}
+    assert finished.planned() == {"bravo_frequencies": 1, "merge_annotations": 1, "report_plots": 1, "all": 1,
+                                  **OPENCGA_RULES}
+
+
+def test_the_opencga_branch_finds_every_alt_and_records_its_job_and_version(finished):
+    for sample in ("tumour", "normal"):
+        check = json.loads((finished.workdir / "results" / "opencga" / f"{sample}.check.json").read_text())
+        alts = sum(1 for _ in input_alts(finished.workdir / "results" / f"{sample}.annotated.vcf.gz"))
+        assert check["equal"] is True and check["opencga_variants"] == check["vcf_alts"] == alts
+        assert check["job_status"] == "DONE" and check["opencga_version"].startswith("5.")
+        prov = json.loads((finished.workdir / "results" / "opencga" / f"{sample}.receipt.json.prov.json").read_text())
+        assert prov["details"]["job_id"] == check["job_id"] and prov["versions"]["opencga"] == check["opencga_version"]
+
+
+def test_the_opencga_branch_is_off_unless_the_config_turns_it_on(tmp_path, emulators):
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    del config["services"]["opencga"]
+    workflow = Workflow(tmp_path, emulators)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = workflow.planned()
+    assert planned and not any(rule.startswith("opencga_") for rule in planned)
 
 
 def test_killed_while_polling_then_rerun_submits_nothing_twice(tmp_path, emulators):

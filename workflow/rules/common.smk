@@ -17,8 +17,13 @@ if config.get("state_dir"):
 SAMPLES = sorted(config["samples"])
 
 
+# optional branches: off unless the config turns them on
+OFF_BY_DEFAULT = {"opencga"}
+
+
 def enabled(service):
-    return config.get("services", {}).get(service, {}).get("enabled", True)
+    chosen = config.get("services", {}).get(service, {})
+    return chosen.get("enabled", service not in OFF_BY_DEFAULT)
 
 
 def service_params(service, *names):
@@ -59,6 +64,11 @@ def final_outputs():
             ext=["vcf.gz", "vcf.gz.tbi", "tsv"],
         )
         + sources
+        + (
+            expand("results/opencga/{sample}.check.json", sample=SAMPLES)
+            if enabled("opencga")
+            else []
+        )
         + ["results/report/plots.done"]
     )
 
@@ -73,6 +83,11 @@ SAMPLE_STEPS = [
     "cgi_poll",
     "cgi_download",
     "merge_annotations",
+    "opencga_upload",
+    "opencga_index",
+    "opencga_poll",
+    "opencga_query",
+    "opencga_check",
 ]
 
 
