@@ -168,6 +168,26 @@ def test_another_file_of_the_same_name_in_the_folder_is_refused(tmp_path, oc_env
     assert not (tmp_path / "m2.json").exists()
 
 
+def test_a_folder_named_by_content_takes_a_changed_file_beside_the_old_one(tmp_path, oc_env, opencga):
+    vcf = write_vcf(tmp_path)
+    assert upload(tmp_path, oc_env, vcf, "m1.json", "--folder", "bydigest/{sha256}").returncode == 0
+    vcf.write_text(MIXED_VCF + "2\t100\t.\tA\tG\t1\tPASS\t.\tGT\t0/1\t0/1\n")
+    done = upload(tmp_path, oc_env, vcf, "m2.json", "--folder", "bydigest/{sha256}")
+    assert done.returncode == 0, done.stderr
+    first, second = (read_json(tmp_path / m)["files"][0] for m in ("m1.json", "m2.json"))
+    assert first["path"] != second["path"] and first["name"] == second["name"] == vcf.name
+    assert second["path"].startswith("bydigest/") and second["size"] == vcf.stat().st_size
+
+
+def test_a_query_after_a_poll_reads_only_the_files_that_job_indexed(tmp_path, oc_env, opencga):
+    indexed(tmp_path, oc_env, write_vcf(tmp_path, many_rows(4)))  # another file in the same study
+    indexed(tmp_path, oc_env, write_vcf(tmp_path))
+    done = run_gensvc(["opencga", "query", "--study", STUDY, "--input", f"status={tmp_path / 'status.json'}",
+                       "--output", f"variants={tmp_path / 'v.tsv'}"], oc_env)
+    assert done.returncode == 0, done.stderr
+    assert len(read_tsv(tmp_path / "v.tsv")) == ALT_COUNT
+
+
 def test_a_crash_during_index_leaves_one_job_that_the_rerun_finds(tmp_path, oc_env, opencga):
     assert upload(tmp_path, oc_env, write_vcf(tmp_path)).returncode == 0
     opencga.add_faults({"path": "*/operation/variant/index", "method": "POST", "kind": "delay", "seconds": 30,
@@ -227,9 +247,14 @@ def test_an_outage_is_retried_on_every_path(tmp_path, oc_env, opencga):
         opencga.add_faults({"path": f"*/{path}", "kind": "status", "status": 503, "count": 1})
     assert upload(tmp_path, oc_env, vcf).returncode == 0
     opencga.add_faults([{"path": "*/operation/variant/index", "kind": "status", "status": 503, "count": 1},
+                        # a gateway's 500 after the job was made: found by its tag, not made twice
+                        {"path": "*/operation/variant/index", "kind": "status", "status": 500, "count": 1,
+                         "processed": True},
                         {"path": "*/jobs/*/info", "kind": "status", "status": 502, "count": 2},
                         {"path": "*/analysis/variant/query", "kind": "drop", "count": 1}])
     assert index(tmp_path, oc_env).returncode == 0
+    receipt = read_json(tmp_path / "receipt.json")
+    assert [j["id"] for j in jobs_on_server(opencga, receipt["idempotency_key"][:32])] == [receipt["job_id"]]
     assert poll(tmp_path, oc_env).returncode == 0
     done = query(tmp_path, oc_env, tmp_path / "v.tsv", "--file", read_json(tmp_path / "manifest.json")["files"][0]["id"])
     assert done.returncode == 0, done.stderr

@@ -12,24 +12,27 @@ import json
 import logging
 from pathlib import Path
 
+from gensvc.core.files import file_sha256
 from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.receipts import idempotency_key, key_tag, send_submission, submit_job, write_json
 from gensvc.errors import GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.schema import read_receipt
-from gensvc.services.opencga_client import ACTIVE, OpencgaClient, first_result
+from gensvc.services.opencga_client import ACTIVE, ERRORS, OpencgaClient, first_result
 from gensvc.services.opencga_records import CATALOG_COLUMNS, CatalogWriter, VariantWriter
 
 log = logging.getLogger("gensvc.opencga")
 
 FAILED = ("ERROR", "ABORTED", "UNKNOWN")
+CONTENT_MARK = "{sha256}"
 # the query's named params and the server's spelling of each
 QUERY_PARAMS = {"id": "id", "region": "region", "gene": "gene", "type": "type", "sample": "sample",
                 "genotype": "genotype", "file": "file", "filter": "filter", "qual": "qual", "ct": "ct",
                 "biotype": "biotype", "xref": "xref", "population_frequency_alt": "populationFrequencyAlt",
                 "clinical_significance": "clinicalSignificance", "panel": "panel"}
 SEARCH_ENDPOINTS = {resource: resource for resource in CATALOG_COLUMNS}
+__all__ = ["ERRORS", "OPERATIONS"]  # the runner builds the session with ERRORS.is_final
 
 
 def _listed(value) -> str:
@@ -41,9 +44,9 @@ def _folder(folder: str) -> str:
     folder = str(folder or "").strip()
     if folder in ("", ".", "./", "/"):
         return ""
-    if folder.startswith("/") or ".." in folder.split("/"):
-        raise UsageError(f"folder {folder!r} must be relative to the study's root, without '..'",
-                         hint="e.g. folder: data/")
+    if folder.startswith("/") or ".." in folder.split("/") or ("{" in folder.replace(CONTENT_MARK, "")):
+        raise UsageError(f"folder {folder!r} must be relative to the study's root, without '..' (and no "
+                         f"braces but {CONTENT_MARK})", hint="e.g. folder: data/")
     return folder if folder.endswith("/") else folder + "/"
 
 
@@ -67,7 +70,9 @@ def upload(step, *, study, folder="data/", format=None, bioformat=None, parents=
     uploaded = []
     for path, name in zip(paths, names):
         size = Path(path).stat().st_size
-        target = folder + name
+        # "{sha256}" in the folder: a changed file goes to a folder of its own, not onto the old one
+        where = folder.replace(CONTENT_MARK, file_sha256(path)[:16]) if CONTENT_MARK in folder else folder
+        target = where + name
         existing = find_file(client, study, target)
         if existing is not None and existing.get("size") != size:
             raise UsageError(f"{target} already exists in study {study} with {existing.get('size')} bytes, "
@@ -75,7 +80,7 @@ def upload(step, *, study, folder="data/", format=None, bioformat=None, parents=
                              hint="give another folder or file name, or delete the file in OpenCGA")
         reused = existing is not None
         if existing is None:
-            fields = {"study": study, "name": name, "relativeFilePath": folder, "parents": str(bool(parents)).lower(),
+            fields = {"study": study, "name": name, "relativeFilePath": where, "parents": str(bool(parents)).lower(),
                       "description": description}
             fields.update({k: v for k, v in (("format", format), ("bioformat", bioformat)) if v})
 
@@ -230,7 +235,9 @@ def query(step, *, study, format="tsv", page_size=1000, filters=None, **named) -
             raise UsageError(f"filters must not set {name}: gensvc pages the query itself")
         params[name] = _listed(value)
     if "status" in step.input:
-        _check_done(step.input["status"])
+        job = _check_done(step.input["status"])
+        if "file" not in params:  # the files the job indexed, not every file of the study
+            params["file"] = ",".join(f["id"] for f in job.get("input") or [] if isinstance(f, dict) and f.get("id"))
     client = OpencgaClient(step)
     with open(step.output["variants"], "w") as handle:
         writer = VariantWriter(handle, format)
@@ -242,7 +249,8 @@ def query(step, *, study, format="tsv", page_size=1000, filters=None, **named) -
     return {"variants": writer.count, "versions": {"opencga": version} if version else {}}
 
 
-def _check_done(path: str) -> None:
+def _check_done(path: str) -> dict:
+    """The job of a status written by opencga poll, if it ended DONE; else UsageError."""
     try:
         status = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
@@ -250,6 +258,7 @@ def _check_done(path: str) -> None:
     if not isinstance(status, dict) or status.get("service") != "opencga" or status.get("status") != "DONE":
         raise UsageError(f"status {path} is not that of an opencga job that ended DONE",
                          hint="give the status written by opencga poll")
+    return status.get("job") if isinstance(status.get("job"), dict) else {}
 
 
 def search(step, *, resource, study=None, project=None, format="tsv", page_size=1000, filters=None) -> dict:

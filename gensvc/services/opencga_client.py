@@ -5,8 +5,8 @@ pyopencga has no session or timeouts, logs in again after every call and loops f
 
 - Every answer is an envelope: ``responses[].results``; an error is the same envelope with an
   ERROR event in ``events`` (its ``message`` is the error). A 500 carrying such an event is the
-  catalog refusing the request (not found, already exists): final, never retried. A 5xx
-  without one is an outage, retried by the session.
+  catalog refusing the request (not found, already exists): final, never retried (``ERRORS``,
+  whose ``is_final`` the runner gives the session). A 5xx without one is an outage, retried.
 - Some errors come as HTTP 200 with ``{"error": "..."}`` and no envelope: caught.
 - Tokens are JWTs that expire (``exp``). The client logs in once per process, refreshes with
   the refresh token only when the token is near its expiry, or once after a 401; a second
@@ -21,12 +21,11 @@ import json
 import logging
 import threading
 import time
-from string import Formatter
-from urllib.parse import quote
-
 import requests
 
-from gensvc.core.answers import body_summary, json_body, unexpected_shape
+from gensvc.core.answers import json_body, unexpected_shape
+from gensvc.core.client import ServiceClient
+from gensvc.core.errormap import ErrorMap, Rule
 from gensvc.core.redaction import register_secret
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UnexpectedAnswer
 
@@ -68,34 +67,25 @@ def error_event(body) -> str | None:
     return None
 
 
-def _body(response):
+def _event_message(response) -> str | None:
+    """The service's own words in an answer: its envelope's ERROR event (None if it has none,
+    e.g. a proxy's page or an outage's bare body)."""
     try:
-        return response.json()
+        return error_event(response.json())
     except ValueError:
         return None
 
 
-def is_final(response) -> bool:
-    """A 5xx that is OpenCGA's own refusal (an ERROR event in its envelope), not an outage."""
-    return response.status_code >= 500 and error_event(_body(response)) is not None
+# a 500 carrying an ERROR event is the catalog refusing the request: final, exit 2
+ERRORS = ErrorMap("opencga", message=_event_message, auth_hint=AUTH_HINT, rules=(
+    Rule(500, RequestRejected, says="", what="opencga refused the request (HTTP {status}): {message}",
+         hint="check the study, ids and params named in the message"),
+))
 
 
-def check_answer(response):
-    """The envelope of a successful answer, or the error it means."""
+def check_envelope(response) -> dict:
+    """The envelope of a successful answer; an error answered with HTTP 200 is caught."""
     where = response.url.split("?")[0]
-    status = response.status_code
-    if status >= 400:
-        body = _body(response)
-        message = error_event(body) or (body.get("error") if isinstance(body, dict) else None) \
-            or body_summary(response)
-        if status in (401, 403):
-            raise AuthError(f"opencga refused the credentials (HTTP {status}: {message})", where=where, hint=AUTH_HINT)
-        if status == 429 or (status >= 500 and not is_final(response)):
-            raise ServiceUnavailable(f"opencga answered HTTP {status}: {message}", where=where, hint="try again later")
-        error = RequestRejected(f"opencga refused the request (HTTP {status}): {message}", where=where,
-                                hint="check the study, ids and params named in the message")
-        error.status = status
-        raise error
     body = json_body(response, "opencga")
     if isinstance(body, dict) and "error" in body and "responses" not in body:
         # OpenCGA's old error answer: HTTP 200 and no envelope
@@ -103,7 +93,7 @@ def check_answer(response):
                                hint="the request was not carried out; check its inputs and params")
     message = error_event(body)
     if message:
-        raise UnexpectedAnswer(f"opencga answered HTTP {status} with an error: {message}", where=where,
+        raise UnexpectedAnswer(f"opencga answered HTTP {response.status_code} with an error: {message}", where=where,
                                hint="the request was not carried out; check its inputs and params")
     if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
         raise unexpected_shape("opencga", "a response envelope", body, where)
@@ -165,26 +155,21 @@ class Tokens:
         return time.time() >= expires - margin
 
 
-class OpencgaClient:
+class OpencgaClient(ServiceClient):
     """One OpenCGA server: ``call(method, endpoint, ...)`` gives the envelope."""
 
     SERVICE = "opencga"
     ENDPOINTS = ENDPOINTS
+    ERRORS = ERRORS
 
     def __init__(self, step, base_url: str | None = None):
-        self.session = step.session
-        self.session.is_final = is_final
         self.host = (base_url or step.settings.url).rstrip("/") + "/"
-        self.base = self.host + API
+        super().__init__(step.session, self.host + API, auth=BearerToken(""))
         creds = step.settings.credentials
         self.user, self.password, self.given = creds.get("user"), creds.get("password"), creds.get("token")
         if not ((self.user and self.password) or self.given):
             raise AuthError("opencga needs a user and password, or a token", where=self.host, hint=AUTH_HINT)
         self.tokens = Tokens.of(self.host, self.user or f"token:{hash(self.given)}")
-        self.auth = BearerToken("")
-
-    def url(self, name: str, **ids) -> str:
-        return self.base + self.ENDPOINTS[name].format(**{k: quote(str(v), safe="") for k, v in ids.items()})
 
     # ---- tokens -------------------------------------------------------------------------
 
@@ -200,9 +185,10 @@ class OpencgaClient:
         return self.tokens.access
 
     def _login(self, body: dict) -> None:
-        response = self.session.post(self.url("login"), json=body)
         try:
-            envelope = check_answer(response)
+            response = self.session.post(self.url("login"), json=body)
+            ERRORS.check(response)
+            envelope = check_envelope(response)
         except AuthError as exc:
             what = "refreshing the token" if "refreshToken" in body else f"logging in as {self.user!r}"
             raise AuthError(f"opencga refused {what}: {exc.what}", where=exc.where, hint=AUTH_HINT) from None
@@ -236,10 +222,8 @@ class OpencgaClient:
 
     # ---- requests -----------------------------------------------------------------------
 
-    def request(self, method: str, name: str, **kwargs):
-        """One checked call; after a 401 the token is renewed once and the call sent once more."""
-        fields = {field for _, field, _, _ in Formatter().parse(self.ENDPOINTS[name]) if field}
-        url = self.url(name, **{field: kwargs.pop(field) for field in fields})
+    def send(self, method: str, url: str, **kwargs):
+        """One checked request; after a 401 the token is renewed once and the request sent once more."""
         self.auth.token = self.token()
         response = self.session.request(method, url, auth=self.auth, **kwargs)
         if response.status_code == 401:
@@ -247,20 +231,22 @@ class OpencgaClient:
             self.renew()
             self.auth.token = self.tokens.access
             response = self.session.request(method, url, auth=self.auth, **kwargs)
-        return check_answer(response), response
+        self.ERRORS.check(response)
+        return response
 
-    def call(self, method: str, name: str, **kwargs) -> dict:
-        return self.request(method, name, **kwargs)[0]
+    def answer(self, response) -> dict:
+        return check_envelope(response)
 
     def results(self, method: str, name: str, **kwargs) -> list:
-        envelope, response = self.request(method, name, **kwargs)
-        return all_results(envelope, response.url)
+        response = self.request(method, name, **kwargs)
+        return all_results(self.answer(response), response.url)
 
     def version(self) -> str | None:
         """The server's OpenCGA version (meta/about), or None if it does not say."""
-        response = self.session.get(self.url("about"))
         try:
-            about = first_result(check_answer(response), response.url)
+            response = self.session.get(self.url("about"))
+            ERRORS.check(response)
+            about = first_result(check_envelope(response), response.url)
         except (ServiceUnavailable, UnexpectedAnswer, RequestRejected):
             return None
         return str(about.get("Version")) if isinstance(about, dict) and about.get("Version") else None
@@ -272,8 +258,8 @@ class OpencgaClient:
         skip, total, seen = 0, None, 0
         while True:
             query = {**params, "skip": skip, "limit": page_size, "count": "true" if total is None else "false"}
-            envelope, response = self.request("GET", name, params=query)
-            first = first_response(envelope, response.url)
+            response = self.request("GET", name, params=query)
+            first = first_response(self.answer(response), response.url)
             results = first.get("results") or []
             if total is None:
                 matches = first.get("numMatches")

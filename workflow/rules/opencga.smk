@@ -14,7 +14,8 @@ if enabled("opencga"):
             opencga_api=1,
         params:
             **service_params("opencga", "study"),
-            folder=lambda wildcards: f"gensvc/{wildcards.sample}",
+            # a folder per content: an annotated VCF that changed is a new file, not a clash
+            folder=lambda wildcards: f"gensvc/{wildcards.sample}/{{sha256}}",
         wrapper:
             f"{WRAPPERS}opencga/upload"
 
@@ -60,9 +61,6 @@ if enabled("opencga"):
             opencga_api=1,
         params:
             **service_params("opencga", "study"),
-            file=lambda wildcards: [
-                f"gensvc:{wildcards.sample}:{wildcards.sample}.annotated.vcf.gz"
-            ],
         wrapper:
             f"{WRAPPERS}opencga/query"
 
