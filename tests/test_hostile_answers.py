@@ -340,3 +340,33 @@ def test_the_receipt_schema_and_the_code_agree_on_what_a_job_id_is():
         assert is_job_id(good), good
     for bad in ("", ".", "..", "../x", "a/b", "a\\b", "a..b", "-x", ".hidden", "x" * 129, "abc\n", "a b", HTML):
         assert not is_job_id(bad), bad
+
+
+# ---- Bravo -----------------------------------------------------------------------------
+
+
+def bravo_variant(tmp_path, env, server):
+    return run_gensvc(["bravo", "variant", "--variant-id", "22-16389447-A-G", "--output",
+                       f"variants={tmp_path / 'variants.json'}"],
+                      env | {"GENSVC_BRAVO_URL": f"{server.root}/freeze5/hg38/api/v1/", "GENSVC_BRAVO_TOKEN": "t",
+                             "GENSVC_BRAVO_RATE_LIMIT": "off"})
+
+
+@pytest.mark.parametrize("answer", [html(), BROKEN_JSON, as_json(["not", "a", "page"])],
+                         ids=["html", "broken-json", "a-list"])
+def test_a_bravo_page_that_is_not_a_json_object_is_one_line_and_exit_5(tmp_path, base_env, answer):
+    with StandIn({("GET", "/freeze5/hg38/api/v1/variant"): answer}) as server:
+        done = bravo_variant(tmp_path, base_env, server)
+    assert done.returncode == 5, done.stderr
+    line = one_line(done)
+    assert "/api/v1/variant" in line and "GENSVC_BRAVO_URL" in line and "<" not in line
+    assert len(server.seen) == 1  # answered at once, not waited out
+    assert not (tmp_path / "variants.json").exists()
+
+
+def test_a_status_bravo_never_sends_is_a_refusal_in_one_line_exit_2(tmp_path, base_env):
+    teapot = (418, "application/json", json.dumps({"error": "I'm a teapot"}))
+    with StandIn({("GET", "/freeze5/hg38/api/v1/variant"): teapot}) as server:
+        done = bravo_variant(tmp_path, base_env, server)
+    assert done.returncode == 2, done.stderr
+    assert "HTTP 418: I'm a teapot" in one_line(done)
