@@ -293,6 +293,31 @@ def test_a_wrong_password_exits_3_in_one_line(tmp_path, oc_env, opencga):
     assert "logging in as 'analyst'" in line and "wrong-password" not in line
 
 
+def login_token(opencga) -> str:
+    answer = requests.post(opencga.url + "webservices/rest/v2/users/login", json={"user": USER, "password": PASSWORD},
+                           timeout=10).json()
+    return answer["responses"][0]["results"][0]["token"]
+
+
+def test_a_given_token_is_used_as_it_is_and_a_refused_one_exits_3_masked(tmp_path, oc_env, opencga):
+    env = {k: v for k, v in oc_env.items() if k not in ("GENSVC_OPENCGA_USER", "GENSVC_OPENCGA_PASSWORD")}
+    token = login_token(opencga)
+    opencga.app.stats.reset()
+    done = run_gensvc(["opencga", "search", "--resource", "projects", "--output", f"results={tmp_path / 'p.tsv'}"],
+                      {**env, "GENSVC_OPENCGA_TOKEN": token})
+    assert done.returncode == 0, done.stderr
+    assert "users/login" not in str(opencga.stats()["by_path"])
+    opencga.app.stats.reset()
+    forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    done = run_gensvc(["opencga", "search", "--resource", "projects", "--output", f"results={tmp_path / 'p.tsv'}",
+                       "--log", tmp_path / "p.log"], {**env, "GENSVC_OPENCGA_TOKEN": forged, "GENSVC_LOG_LEVEL": "DEBUG"})
+    assert done.returncode == 3
+    [line] = done.stderr.strip().splitlines()
+    assert "GENSVC_OPENCGA_TOKEN" in line and "Invalid authentication token : ***" in line
+    assert forged not in done.stderr + (tmp_path / "p.log").read_text()
+    assert opencga.stats()["by_path"]["/opencga/webservices/rest/v2/projects/search"] == 1
+
+
 def test_search_reads_every_page_of_each_resource(tmp_path, oc_env, opencga):
     indexed(tmp_path, oc_env, write_vcf(tmp_path))
     done = run_gensvc(["opencga", "search", "--resource", "samples", "--study", STUDY, "--page-size", "1",

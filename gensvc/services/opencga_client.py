@@ -34,6 +34,8 @@ log = logging.getLogger("gensvc.opencga")
 API = "webservices/rest/v2/"
 MAX_LIMIT = 5000  # the server cuts larger limits silently (AbstractManager.MAX_LIMIT)
 AUTH_HINT = "set GENSVC_OPENCGA_USER and GENSVC_OPENCGA_PASSWORD, or GENSVC_OPENCGA_TOKEN"
+TOKEN_HINT = ("give a new GENSVC_OPENCGA_TOKEN, or set GENSVC_OPENCGA_USER and GENSVC_OPENCGA_PASSWORD so "
+              "gensvc can log in again")
 ACTIVE = ("PENDING", "QUEUED", "RUNNING", "REGISTERING")
 
 ENDPOINTS = {
@@ -179,7 +181,7 @@ class OpencgaClient(ServiceClient):
                 self.tokens.keep(self.given, None)
             else:
                 self._login({"user": self.user, "password": self.password})
-        elif self.tokens.near_expiry():
+        elif self.tokens.near_expiry() and self.can_renew():
             log.info("the opencga token is near its expiry; refreshing it")
             self.renew()
         return self.tokens.access
@@ -203,6 +205,9 @@ class OpencgaClient(ServiceClient):
             self.tokens.logins += 1
             log.info("logged in to opencga as %s", self.user)
 
+    def can_renew(self) -> bool:
+        return bool(self.tokens.refresh or (self.user and self.password))
+
     def renew(self) -> None:
         """A new token: by the refresh token, else by logging in again; AuthError if neither can."""
         if self.tokens.refresh:
@@ -217,8 +222,7 @@ class OpencgaClient(ServiceClient):
             self._login({"user": self.user, "password": self.password})
             return
         raise AuthError("the opencga token was refused or has expired, and there is no password to log in again",
-                        where=self.host, hint="give a new GENSVC_OPENCGA_TOKEN, or set GENSVC_OPENCGA_USER and "
-                                              "GENSVC_OPENCGA_PASSWORD so gensvc can log in")
+                        where=self.host, hint=TOKEN_HINT)
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -226,6 +230,9 @@ class OpencgaClient(ServiceClient):
         """One checked request; after a 401 the token is renewed once and the request sent once more."""
         self.auth.token = self.token()
         response = self.session.request(method, url, auth=self.auth, **kwargs)
+        if response.status_code == 401 and not self.can_renew():
+            refused = self.ERRORS.error_for(response)
+            raise AuthError(f"{refused.what}; a given token cannot be renewed", where=refused.where, hint=TOKEN_HINT)
         if response.status_code == 401:
             log.info("opencga refused the token (HTTP 401); renewing it once")
             self.renew()
