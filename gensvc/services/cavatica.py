@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gensvc.core.files import replace_json, replace_text
 from gensvc.errors import UsageError
-from gensvc.services.cavatica_client import CavaticaClient, destination
+from gensvc.services.cavatica_client import ERRORS, CavaticaClient, destination
 from gensvc.services.cavatica_download import download
 from gensvc.services.cavatica_tasks import abort, poll, run
 from gensvc.services.cavatica_upload import upload
@@ -77,6 +77,8 @@ def files(step, *, project=None, parent=None, name=None, metadata=None, tag=None
     columns = tuple(fields) if fields else None
     return _write_listing(step, "files", client.all("files", query, limit=limit, offset=offset), columns)
 
+
+__all__ = ["ERRORS", "OPERATIONS"]
 
 OPERATIONS = {"upload": upload, "run": run, "poll": poll, "download": download, "abort": abort,
               "projects": projects, "apps": apps, "files": files}

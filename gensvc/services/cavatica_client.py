@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote, urlsplit
 
-import requests
-
 from gensvc.core.answers import body_summary, json_body, unexpected_shape
+from gensvc.core.auth import HeaderCredential
+from gensvc.core.client import ServiceClient
+from gensvc.core.errormap import ErrorMap, Rule
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UnexpectedAnswer
 
 log = logging.getLogger("gensvc.cavatica")
@@ -26,20 +27,6 @@ log = logging.getLogger("gensvc.cavatica")
 SERVICE = "cavatica"
 PAGE_LIMIT = 100  # the platform's largest page
 AUTH_HINT = "set GENSVC_CAVATICA_TOKEN (or SB_AUTH_TOKEN, or the credentials file) to a valid developer token"
-
-
-class SbgToken(requests.auth.AuthBase):
-    """``X-SBG-Auth-Token: <token>``; its repr never shows the token."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def __call__(self, request):
-        request.headers["X-SBG-Auth-Token"] = self.token
-        return request
-
-    def __repr__(self) -> str:
-        return "SbgToken(***)"
 
 
 def platform_error(response) -> tuple[str, int | None]:
@@ -54,27 +41,30 @@ def platform_error(response) -> tuple[str, int | None]:
     return str(body.get("message") or body_summary(response)), code if isinstance(code, int) else None
 
 
-def check_answer(response) -> None:
-    """Raise the error a refused answer means; the platform's message and code in it."""
-    status = response.status_code
-    if status < 400:
-        return
-    message, code = platform_error(response)
-    said = f"HTTP {status}" + (f", code {code}" if code is not None else "")
-    where = response.url.split("?")[0]
-    if status in (401, 403):
-        raise AuthError(f"cavatica refused the credentials ({said}: {message})", where=where, hint=AUTH_HINT)
-    if status == 429 or status >= 500:
-        hint = "the platform is under maintenance; try again later" if code == 0 else "try again later"
-        raise ServiceUnavailable(f"cavatica answered {said}: {message}", where=where, hint=hint)
-    error = RequestRejected(f"cavatica answered {said}: {message}", where=where)
-    error.status, error.code = status, code
-    raise error
+def platform_message(response) -> str | None:
+    """``message (code N)`` of the platform's error body, or None when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or "message" not in body:
+        return None
+    code = body.get("code")
+    return f"{body['message']} (code {code})" if isinstance(code, int) else str(body["message"])
 
 
-class CavaticaClient:
+ERRORS = ErrorMap(
+    SERVICE, message=platform_message, auth_hint=AUTH_HINT,
+    # code 0: the platform's maintenance answer, waited out like any 503 (the session retries it)
+    rules=(Rule(503, ServiceUnavailable, says="(code 0)", hint="the platform is under maintenance; try again later"),),
+)
+
+
+class CavaticaClient(ServiceClient):
     """One operation's view of the platform: ``call`` a named endpoint, ``all`` of a list."""
 
+    SERVICE = SERVICE
+    ERRORS = ERRORS
     ENDPOINTS = {
         "projects": "projects/",
         "project": "projects/{project}",
@@ -101,9 +91,8 @@ class CavaticaClient:
         token = step.settings.credentials.get("token")
         if not token:
             raise AuthError("cavatica needs a developer token", where=base_url or step.settings.url, hint=AUTH_HINT)
-        self.session = step.session
-        self.base = (base_url or step.settings.url).rstrip("/") + "/"
-        self.auth = SbgToken(token)
+        super().__init__(step.session, (base_url or step.settings.url).rstrip("/") + "/",
+                         auth=HeaderCredential("X-SBG-Auth-Token", token))
         self.limiter = getattr(step.session, "limiter", None)
 
     def url(self, name: str, **ids) -> str:
@@ -123,15 +112,11 @@ class CavaticaClient:
             raise UnexpectedAnswer(f"cavatica pointed at {url.split('?')[0]}, outside its API {self.base}",
                                    where=self.base, hint="check GENSVC_CAVATICA_URL")
         kwargs.setdefault("hooks", {"response": self._feed_limiter})
-        response = self.session.request(method, url, auth=self.auth, **kwargs)
-        check_answer(response)
-        return response
+        return super().send(method, url, **kwargs)
 
-    def call(self, method: str, name: str, *, params=None, json=None, **ids):
-        response = self.send(method, self.url(name, **ids), params=params, json=json)
-        if response.status_code == 204:
-            return None
-        return json_body(response, SERVICE)
+    def call(self, method: str, name: str, **kwargs):
+        response = self.request(method, name, **kwargs)
+        return None if response.status_code == 204 else self.answer(response)
 
     def resource(self, method: str, name: str, what: str, **kwargs) -> dict:
         answer = self.call(method, name, **kwargs)
