@@ -383,3 +383,25 @@ def test_upload_run_poll_download_by_wrapper_and_script(tmp_path, env, cavatica)
     body = [l for l in (workdir / "results" / "sample.cav.vcf").read_text().splitlines() if not l.startswith("#")]
     assert body and all("CAV_SCORE=" in l for l in body)
     assert read_json(workdir / "results" / "sample.cavatica.status.json")["status"] == "COMPLETED"
+
+
+def test_the_apps_output_vcf_merges_as_cav_fields_per_alt_with_task_and_app_revision(tmp_path, env, cavatica):
+    vcf = sample_vcf(tmp_path)
+    finished = upload(tmp_path, env, vcf)
+    assert finished.returncode == 0
+    assert run_task(tmp_path, env, {"input_vcf": {"manifest": vcf.name}}, "--input",
+                    f"manifest={tmp_path / 'manifest.json'}").returncode == 0
+    assert poll(tmp_path, env).returncode == 0
+    assert download(tmp_path, env).returncode == 0
+    done = run_gensvc(["merge", "annotations", "--input", f"vcf={vcf}", "--input",
+                       f"cavatica={tmp_path / 'out' / 'annotated.vcf'}", "--output", f"tsv={tmp_path / 'merged.tsv'}",
+                       "--output", f"vcf={tmp_path / 'merged.vcf.gz'}"], env)
+    assert done.returncode == 0, done.stderr
+    rows = read_tsv(tmp_path / "merged.tsv")
+    assert [(r["pos"], r["alt"]) for r in rows] == [("140753336", "T"), ("25245350", "A"), ("25245350", "T")]
+    assert all(0 <= float(r["CAV_SCORE"]) < 1 and r["CAV_TIER"] in ("high", "medium", "low") for r in rows)
+    import gzip
+
+    header = [l for l in gzip.open(tmp_path / "merged.vcf.gz", "rt") if l.startswith("##gensvcSource=<ID=cavatica")]
+    task_id = read_json(tmp_path / "receipt.json")["job_id"]
+    assert len(header) == 1 and f'JobID="{task_id}"' in header[0] and f"{APP}/1" in header[0]

@@ -34,7 +34,8 @@ from gensvc.errors import UsageError
 from gensvc.merge.bgzf import BgzfSink, NullSink, TextSink
 from gensvc.merge.escaping import escape, unescape
 from gensvc.merge.join import join_records
-from gensvc.merge.sources import CGI_DEFAULT, SOURCE_TYPES, SOURCES, OpenCravatSource, Source
+from gensvc.merge.source_types import SOURCE_TYPES
+from gensvc.merge.sources import CGI_DEFAULT, SOURCES, OpenCravatSource, Source
 from gensvc.merge.vcf_input import read_vcf_header, record_lines
 from gensvc.merge.vcf_sink import index_vcf, vcf_header, write_records, write_vcf
 from gensvc.merge.workers import CompressorProcess, JoinProcess, plan_processes
@@ -56,13 +57,13 @@ def _single(step, name: str) -> str | None:
     return str(path) if path else None
 
 
-def annotations(step, *, opencravat_columns=None, cgi_columns=None) -> dict:
+def annotations(step, *, opencravat_columns=None, cgi_columns=None, cavatica_columns=None) -> dict:
     vcf_path = _single(step, "vcf")
     if vcf_path is None:
         raise UsageError("merge annotations needs a vcf input")
     if "tbi" in step.output and "vcf" not in step.output:
         raise UsageError("a tbi output needs a vcf output")
-    wanted = {"opencravat": opencravat_columns, "cgi": cgi_columns}
+    wanted = {"opencravat": opencravat_columns, "cgi": cgi_columns, "cavatica": cavatica_columns}
     status = _single(step, "opencravat_status")
     if status and not _single(step, "opencravat"):
         raise UsageError("an opencravat_status input needs the opencravat input (the report of that job)")

@@ -26,8 +26,8 @@ from gensvc.merge.escaping import RESERVED, encode, escape, header_value
 
 log = logging.getLogger("gensvc.merge")
 
-SOURCES = ("opencravat", "bravo", "cgi")
-LABELS = {"opencravat": "OpenCRAVAT", "bravo": "Bravo", "cgi": "CGI"}
+SOURCES = ("opencravat", "bravo", "cgi", "cavatica")  # the classes: gensvc.merge.source_types
+LABELS = {"opencravat": "OpenCRAVAT", "bravo": "Bravo", "cgi": "CGI", "cavatica": "CAVATICA"}
 
 # OpenCRAVAT columns that echo the input (tagsampler, vcfinfo, original_input, ...), not annotations
 OC_KEY_COLUMNS = ("uid", "chrom", "pos", "ref_base", "alt_base")
@@ -550,5 +550,3 @@ class CgiSource(Source):
             ref, alt = self._cgi_alleles(ref, alt)  # trimmed again: one key whatever CGI left shared
         return f"{self._chroms.get(chrom) or self._chrom(chrom)}\t{parts[p]}\t{ref}\t{alt}"
 
-
-SOURCE_TYPES = {"opencravat": OpenCravatSource, "bravo": BravoSource, "cgi": CgiSource}

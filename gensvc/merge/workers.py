@@ -25,7 +25,8 @@ from itertools import islice
 
 from gensvc.errors import UsageError
 from gensvc.merge.join import join_records
-from gensvc.merge.sources import SOURCE_TYPES, Source
+from gensvc.merge.source_types import SOURCE_TYPES
+from gensvc.merge.sources import Source
 
 FRAME = struct.Struct("<cI")  # kind, length of the payload that follows
 RECORDS, END, REFUSED = b"R", b"E", b"X"  # a batch of records; the sources' counts; a UsageError

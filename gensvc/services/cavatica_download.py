@@ -192,7 +192,7 @@ def download(step, *, output_id=None, part_size=8 << 20, parallel=4) -> dict:
     entries = [{"output": out, **downloader.fetch(file_id, targets[file_id])} for out, file_id in chosen]
     if "manifest" in step.output:
         replace_json(step.output["manifest"], {"service": "cavatica", "task_id": task_id, "files": entries})
-    return {"task_id": task_id, "files": len(entries), "parts_fetched": downloader.parts_fetched,
+    return {"job_id": task_id, "task_id": task_id, "files": len(entries), "parts_fetched": downloader.parts_fetched,
             "versions": {"cavatica_app": task.get("app")}}
 
 
