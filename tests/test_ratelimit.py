@@ -8,7 +8,6 @@ from datetime import datetime
 import pytest
 
 from conftest import BRAVO_TOKEN, stats
-from gensvc.core.ratelimit import RateLimit
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.server import start_emulator
 
@@ -115,8 +114,3 @@ def test_rate_limit_setting_is_checked(tmp_path, env, bravo):
     assert "REQUESTS/SECONDS" in done.stderr
     assert stats(bravo)["requests"] == 0
 
-
-def test_rate_limit_parsing():
-    assert RateLimit.parse("180/900") == RateLimit(180, 900.0)
-    assert RateLimit.parse("off") is None
-    assert str(RateLimit.parse("5/2.5")) == "5/2.5"
