@@ -41,6 +41,10 @@ class IncompleteBody(requests.exceptions.ChunkedEncodingError):
     """The server closed the body before Content-Length bytes arrived."""
 
 
+class OtherRange(IncompleteBody):
+    """A 206 for other bytes than were asked for: nothing of it can be used."""
+
+
 def download(session, url: str, path: str, *, check_response=None, sha256: str | None = None,
              headers: dict | None = None, auth=None) -> Downloaded:
     """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer
@@ -75,6 +79,8 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers,
             break
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             # a stalled body (read timeout) arrives here too
+            if isinstance(exc, OtherRange):
+                received = 0  # ask for the whole file next time
             log.info("download of %s broke after %d bytes (%s); continuing", url.split("?")[0], received, type(exc).__name__)
             session.next_attempt(budget, _request_of(response, url), error=exc)
             resumed += 1
@@ -92,11 +98,15 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers,
 def _start(response, received: int, part: Path) -> tuple[int, int | None]:
     """Where this answer's bytes begin, and the whole file's size if known."""
     length = response.headers.get("Content-Length")
-    if response.status_code == 206 and received:
+    if response.status_code == 206:
         match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
-        if match and int(match.group(1)) == received:
-            whole = match.group(2)
-            return received, int(whole) if whole != "*" else None
+        if not match or int(match.group(1)) != received:
+            # its bytes are not the file's from where we are: written as a whole file they
+            # would make a wrong one
+            response.close()
+            raise OtherRange(f"asked for bytes from {received}, got {response.headers.get('Content-Range')!r}")
+        whole = match.group(2)
+        return received, int(whole) if whole != "*" else None
     # a full answer: start over
     part.write_bytes(b"")
     return 0, int(length) if length and length.isdigit() else None
