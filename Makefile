@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OC_VENV := .venv-oc
 
-.PHONY: test demo bench clean
+.PHONY: test test-unit demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	bash tests/peers/setup_opencravat.sh $(OC_VENV)
 	$(PY) -m pytest
+
+# the in-process layer alone (no servers, no subprocess CLI): well under 30 s
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 demo: $(STAMP)
 	$(VENV)/bin/gensvc demo
