@@ -84,7 +84,7 @@ def upload(step, *, study, folder="data/", format=None, bioformat=None, parents=
                       "description": description}
             fields.update({k: v for k, v in (("format", format), ("bioformat", bioformat)) if v})
 
-            def send(fields=fields, path=path, name=name) -> str:
+            def send(fields=fields, path=path, name=name) -> dict:
                 body = MultipartFile(fields, "file", path, name)
                 try:
                     record = first_result(client.call("POST", "upload", data=body,
