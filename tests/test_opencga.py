@@ -137,9 +137,12 @@ def test_upload_index_poll_and_query_give_back_one_variant_per_alt(tmp_path, oc_
 def test_a_query_is_read_page_by_page_to_the_end(tmp_path, oc_env, opencga):
     manifest = indexed(tmp_path, oc_env, write_vcf(tmp_path, many_rows(25)))
     opencga.app.stats.reset()
-    done = query(tmp_path, oc_env, tmp_path / "all.tsv", "--file", manifest["files"][0]["id"], "--page-size", "10")
+    done = query(tmp_path, {**oc_env, "GENSVC_PROGRESS_INTERVAL": "0"}, tmp_path / "all.tsv", "--file",
+                 manifest["files"][0]["id"], "--page-size", "10")
     assert done.returncode == 0, done.stderr
     assert len(read_tsv(tmp_path / "all.tsv")) == 25
+    log = (tmp_path / "all.tsv.log").read_text()
+    assert f"opencga query {STUDY}: 10/25 variants" in log and f"opencga query {STUDY}: 25 variants in" in log
     assert opencga.stats()["by_path"]["/opencga/webservices/rest/v2/analysis/variant/query"] == 3
 
 

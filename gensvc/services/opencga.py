@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from gensvc.core import progress
 from gensvc.core.files import file_sha256
 from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
@@ -239,10 +240,12 @@ def query(step, *, study, format="tsv", page_size=1000, filters=None, **named) -
         if "file" not in params:  # the files the job indexed, not every file of the study
             params["file"] = ",".join(f["id"] for f in job.get("input") or [] if isinstance(f, dict) and f.get("id"))
     client = OpencgaClient(step)
-    with open(step.output["variants"], "w") as handle:
+    with open(step.output["variants"], "w") as handle, \
+            progress.report(f"opencga query {study}", unit="variant") as reporter:
         writer = VariantWriter(handle, format)
         for page in client.pages("variants", params, page_size):
             writer.write(page)
+            reporter.advance(len(page))
         writer.close()
     log.info("%d variants from %s", writer.count, study)
     version = client.version()
@@ -276,10 +279,12 @@ def search(step, *, resource, study=None, project=None, format="tsv", page_size=
             raise UsageError(f"filters must not set {name}: gensvc pages the search itself")
         params[name] = _listed(value)
     client = OpencgaClient(step)
-    with open(step.output["results"], "w") as handle:
+    with open(step.output["results"], "w") as handle, \
+            progress.report(f"opencga search {resource}", unit="record") as reporter:
         writer = CatalogWriter(handle, format, resource)
         for page in client.pages(SEARCH_ENDPOINTS[resource], params, page_size):
             writer.write(page)
+            reporter.advance(len(page))
         writer.close()
     return {"resource": resource, "results": writer.count}
 

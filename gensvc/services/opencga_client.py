@@ -23,6 +23,7 @@ import threading
 import time
 import requests
 
+from gensvc.core import progress
 from gensvc.core.answers import json_body, unexpected_shape
 from gensvc.core.client import ServiceClient
 from gensvc.core.errormap import ErrorMap, Rule
@@ -271,6 +272,8 @@ class OpencgaClient(ServiceClient):
             if total is None:
                 matches = first.get("numMatches")
                 total = matches if isinstance(matches, int) and matches >= 0 else -1
+                if total >= 0:
+                    progress.current().expect(total)  # the bar of the operation reading these pages
             seen += len(results)
             if results:
                 yield results
