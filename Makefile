@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
-# the real OpenCRAVAT server, a test peer, lives in a venv of its own
+# the real OpenCRAVAT server, a test peer, lives in a venv of its own; SLURM (slurm-wlm,
+# munge) comes from apt, for tests/test_slurm.py's single-node cluster
 test: $(STAMP)
 	bash tests/peers/setup_opencravat.sh $(OC_VENV)
+	bash tests/peers/setup_slurm.sh
 	$(PY) -m pytest
 
 # the in-process layer alone (no servers, no subprocess CLI): well under 30 s

@@ -1,5 +1,8 @@
 import os
+import re
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 validate(config, str(Path(workflow.basedir).parent / "schemas" / "config.yaml"))
 
@@ -96,3 +99,53 @@ def sample_products(sample):
     called once every rule is defined."""
     steps = [getattr(rules, name) for name in SAMPLE_STEPS if rules.has(name)]
     return [path for step in steps for path in expand(list(step.output), sample=sample)]
+
+
+# ---- cluster jobs: resources and environment ------------------------------------------------
+# bench/merge.py: 1 M records (580 MB of VCF and source tables) peak at 285 MB RSS; 200 k
+# records (115 MB) merge in 20 s on 2 cores. Both grow with the input. The requests stay well above that (about 3x
+# the memory, 10x the time) so a site's slower node or file system does not kill the job; a
+# retried job (--retries) asks for more each attempt.
+def merge_mem_mb(wildcards, input, attempt):
+    return (300 + int(input.size_mb)) * attempt
+
+
+def merge_runtime(wildcards, input, attempt):
+    return (10 + int(input.size_mb / 60)) * attempt  # minutes
+
+
+# the report reads every sample's tables whole (the plots count per sample)
+def report_mem_mb(wildcards, input, attempt):
+    return (500 + 2 * int(input.size_mb)) * attempt
+
+
+def report_runtime(wildcards, input, attempt):
+    return (10 + int(input.size_mb / 60)) * attempt
+
+
+# Cluster executors copy Snakemake's whole environment into each job (the SLURM plugin submits
+# with `sbatch --export=ALL`, and slurmctld keeps it with the job); the jobs (merge, report)
+# call no service. So with a cluster executor, secrets come from the credentials file only.
+SECRET_VARIABLES = re.compile(r"GENSVC_[A-Z]+_(TOKEN|PASSWORD|EMAIL)|SB_AUTH_TOKEN")
+
+
+def secrets_in_environment():
+    return sorted(
+        name
+        for name, value in os.environ.items()
+        if value and SECRET_VARIABLES.fullmatch(name)
+    )
+
+
+# the executor is known once the run starts (not while this file is read), before any job is sent
+onstart:
+    if (
+        workflow.is_main_process
+        and workflow.non_local_exec
+        and secrets_in_environment()
+    ):
+        raise WorkflowError(
+            f"secrets in the environment ({', '.join(secrets_in_environment())}) would be copied into every "
+            "cluster job's saved environment; put them in the credentials file GENSVC_CREDENTIALS (mode 0600), "
+            "unset them and run again (README: On a cluster)"
+        )

@@ -13,5 +13,8 @@ rule merge_annotations:
     log:
         "logs/merge/{sample}.log",
     threads: 2
+    resources:
+        mem_mb=merge_mem_mb,
+        runtime=merge_runtime,
     wrapper:
         f"{WRAPPERS}merge/annotations"

@@ -42,6 +42,9 @@ rule report_plots:
         "logs/report/plots.log",
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=report_mem_mb,
+        runtime=report_runtime,
     params:
         samples=SAMPLES,
         products={sample: sample_products(sample) for sample in SAMPLES},

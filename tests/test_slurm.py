@@ -1,0 +1,229 @@
+"""The reference workflow on a real single-node SLURM cluster, through workflow/profiles/slurm.
+
+tests/peers/slurm_cluster.py brings up munged, slurmctld and slurmd (Debian's slurm-wlm;
+`make test` installs it with tests/peers/setup_slurm.sh) with no accounting daemon, as the
+profile expects. The network steps run on this host as localrules against the emulators; merge
+and report are submitted with snakemake-executor-plugin-slurm. Credentials come from a 0600
+credentials file holding canary secrets, which must not reach slurmctld's saved job environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import pysam
+import pytest
+import requests
+import yaml
+
+from conftest import REPO
+from gensvc.emulators.server import start_emulator
+from peers.slurm_cluster import SlurmCluster, cannot_run
+
+pytestmark = pytest.mark.slow
+
+CANARY = {"bravo": f"canary-bravo-{uuid.uuid4().hex}", "cgi": f"canary-cgi-{uuid.uuid4().hex}"}
+# a harmless variable the jobs do get: proves the saved environment is where we look
+VISIBLE = f"visible-{uuid.uuid4().hex}"
+EMULATED = {
+    "bravo": {"tokens": [CANARY["bravo"]]},
+    "opencravat": {"time_scale": 0.5},
+    "cgi": {"time_scale": 0.05, "tokens": [CANARY["cgi"]]},
+}
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = cannot_run()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the SLURM test: {reason}")
+        pytest.skip(reason)
+    # a short path: slurmd's spool sockets must fit in sun_path
+    scratch = Path(f"/tmp/gensvc-slurm-{uuid.uuid4().hex[:8]}")
+    cluster = SlurmCluster(scratch)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def emulators():
+    with ExitStack() as stack:
+        yield {s: stack.enter_context(start_emulator(s, **settings)) for s, settings in EMULATED.items()}
+
+
+class Run:
+    """A working directory with the demo's samples, run through a profile."""
+
+    def __init__(self, workdir: Path, emulators: dict, cluster: SlurmCluster | None):
+        self.workdir = workdir
+        shutil.copytree(REPO / ".test" / "data", workdir / ".test" / "data")
+        shutil.copy(REPO / ".test" / "config.yaml", workdir / "config.yaml")
+        credentials = workdir / "credentials.yaml"
+        credentials.write_text(yaml.safe_dump({"bravo": {"token": CANARY["bravo"]},
+                                               "cgi": {"token": CANARY["cgi"], "email": "hpc@example.org"}}))
+        credentials.chmod(0o600)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_", "SLURM_"))}
+        self.env = {**clean, "HOME": str(workdir), "XDG_STATE_HOME": str(workdir / "xdg-state"),
+                    "GENSVC_STATE_DIR": str(workdir / ".gensvc"), "GENSVC_CREDENTIALS": str(credentials),
+                    "GENSVC_TEST_VISIBLE": VISIBLE}
+        if cluster is not None:
+            self.env["SLURM_CONF"] = str(cluster.conf)
+        for service, emulator in emulators.items():
+            self.env[f"GENSVC_{service.upper()}_URL"] = emulator.url
+
+    def command(self, profile: Path, *extra) -> list[str]:
+        return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+                "--configfile", str(self.workdir / "config.yaml"), "--directory", str(self.workdir),
+                "--workflow-profile", str(profile), *extra]
+
+    def run(self, profile: Path = PROFILE, *extra, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(profile, *extra), env=env or self.env, capture_output=True, text=True,
+                              timeout=240)
+
+
+def submissions(emulators) -> dict[str, int]:
+    """Jobs each job service holds (every submission makes one)."""
+    oc = requests.get(f"{emulators['opencravat'].root}/submit/jobs", timeout=5).json()
+    cgi = requests.get(emulators['cgi'].url, timeout=5,
+                       headers={"Authorization": f"hpc@example.org {CANARY['cgi']}"}).json()
+    return {"opencravat": len(oc), "cgi": len(cgi)}
+
+
+def slurm_jobs(cluster) -> list[dict]:
+    """Every job slurmctld still holds (MinJobAge keeps finished ones): id, state, comment."""
+    out = cluster.client("squeue", "-h", "-t", "all", "-o", "%i|%T|%k").stdout
+    return [dict(zip(("id", "state", "comment"), line.split("|", 2))) for line in out.splitlines() if line]
+
+
+def wait_for_running_job(cluster, seen: set[str], process: subprocess.Popen, seconds: float = 150) -> dict:
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and process.poll() is None:
+        for job in slurm_jobs(cluster):
+            if job["id"] not in seen and job["state"] == "RUNNING":
+                return job
+        time.sleep(0.3)
+    raise AssertionError(f"no SLURM job started (snakemake exit {process.poll()})")
+
+
+@pytest.fixture(scope="module")
+def on_slurm(tmp_path_factory, cluster, emulators) -> dict:
+    """One working directory: a run whose SLURM job is cancelled, then the rerun that recovers."""
+    run = Run(tmp_path_factory.mktemp("slurm"), emulators, cluster)
+    before = {job["id"] for job in slurm_jobs(cluster)}
+    process = subprocess.Popen(run.command(PROFILE), env=run.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        job = wait_for_running_job(cluster, before, process)
+        cancelled = cluster.client("scancel", job["id"])
+        assert cancelled.returncode == 0, cancelled.stderr
+        first_output, _ = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    after_first = submissions(emulators)
+    second = run.run()
+    jobs = [j for j in slurm_jobs(cluster) if j["id"] not in before]
+    return {"run": run, "cancelled": job, "first": (process.returncode, first_output), "second": second,
+            "after_first": after_first, "after_second": submissions(emulators), "jobs": jobs}
+
+
+def test_a_job_cancelled_with_scancel_is_reported_failed_and_a_rerun_recovers_without_submitting_again(on_slurm):
+    code, output = on_slurm["first"]
+    assert code != 0, output[-3000:]
+    assert "Error in" in output and on_slurm["cancelled"]["id"] in output, output[-3000:]
+    second = on_slurm["second"]
+    assert second.returncode == 0, second.stderr[-4000:]
+    # every service job was made by the first run; the rerun found them (journal, receipts)
+    assert on_slurm["after_first"] == {"opencravat": 2, "cgi": 2}
+    assert on_slurm["after_second"] == on_slurm["after_first"]
+
+
+def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_the_submit_host(on_slurm):
+    # the plugin names each job's rules in its SLURM comment: only the group of merge + report went
+    assert {job["comment"] for job in on_slurm["jobs"]} == {"rule_finish_merge_annotations_report_plots"}
+    assert [job["state"] for job in on_slurm["jobs"]] == ["CANCELLED", "COMPLETED"]
+    first, second = on_slurm["first"][1], on_slurm["second"].stderr
+    for step in ("bravo_frequencies", "opencravat_submit", "opencravat_poll", "opencravat_report", "cgi_submit",
+                 "cgi_poll", "cgi_download"):
+        assert f"localrule {step}:" in first, step
+    assert "Group job finish" in second and "rule merge_annotations:" in second and "rule report_plots:" in second
+    assert f"has been submitted with SLURM jobid {on_slurm['jobs'][-1]['id']}" in second
+
+
+def records(path: Path) -> tuple[list[str], list[str]]:
+    """A merged VCF's header lines (without gensvc's provenance) and records."""
+    with pysam.VariantFile(str(path)) as vcf:
+        header = [line for line in str(vcf.header).splitlines() if not line.startswith("##gensvc")]
+        return header, [str(record) for record in vcf]
+
+
+def test_results_on_slurm_are_identical_to_a_local_run(on_slurm, tmp_path, emulators):
+    local = Run(tmp_path, emulators, None)
+    done = local.run(LOCAL_PROFILE)
+    assert done.returncode == 0, done.stderr[-4000:]
+    remote = on_slurm["run"].workdir / "results"
+    for sample in ("tumour", "normal"):
+        assert records(remote / f"{sample}.annotated.vcf.gz") == records(tmp_path / "results" / f"{sample}.annotated.vcf.gz")
+        assert (remote / f"{sample}.annotated.tsv").read_text() == (tmp_path / "results" / f"{sample}.annotated.tsv").read_text()
+    for plot in ("bravo_af_by_filter.svg", "opencravat_consequences.svg", "cgi_oncogenic_summary.svg"):
+        assert (remote / "report" / plot).stat().st_size > 0
+
+
+def saved_environment(cluster, job_ids) -> str:
+    """What slurmctld keeps of each job: `scontrol show job -d`, its batch script, and its state files."""
+    kept = []
+    for job_id in job_ids:
+        kept.append(cluster.scontrol("show", "job", "-d", job_id).stdout)
+        kept.append(cluster.scontrol("write", "batch_script", job_id, "-").stdout)
+    for path in (cluster.dir / "state").rglob("*"):
+        if path.is_file():
+            kept.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(kept)
+
+
+def test_slurms_saved_job_environment_holds_no_secret(on_slurm, cluster):
+    kept = saved_environment(cluster, [job["id"] for job in on_slurm["jobs"]])
+    assert VISIBLE in kept  # the jobs' environment is there to be read ...
+    for secret in CANARY.values():  # ... and no secret is in it
+        assert secret not in kept
+
+
+def test_secrets_in_the_environment_are_refused_before_any_job_is_submitted(tmp_path, cluster, emulators):
+    run = Run(tmp_path, emulators, cluster)
+    before = len(slurm_jobs(cluster))
+    done = run.run(PROFILE, env={**run.env, "GENSVC_BRAVO_TOKEN": CANARY["bravo"]})
+    assert done.returncode != 0
+    assert "secrets in the environment (GENSVC_BRAVO_TOKEN)" in done.stderr and "GENSVC_CREDENTIALS" in done.stderr
+    assert CANARY["bravo"] not in done.stderr + done.stdout
+    assert len(slurm_jobs(cluster)) == before
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_job_failing_on_a_corrupt_input_is_reported_with_the_rule_logs_reason(on_slurm, tmp_path, cluster):
+    run = on_slurm["run"]
+    copy = tmp_path / "corrupt"
+    shutil.copytree(run.workdir, copy, symlinks=True)
+    (copy / "results" / "bravo" / "tumour.bravo.tsv").write_text("this is not a Bravo table\n")
+    env = {**run.env, "GENSVC_STATE_DIR": str(copy / ".gensvc"), "HOME": str(copy),
+           "GENSVC_CREDENTIALS": str(copy / "credentials.yaml"), "XDG_STATE_HOME": str(copy / "xdg-state")}
+    done = subprocess.run([*run.command(PROFILE, "--forcerun", "merge_annotations"), "--directory", str(copy),
+                           "--configfile", str(copy / "config.yaml")],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode != 0
+    log = (copy / "logs" / "merge" / "tumour.log").read_text().strip().splitlines()
+    reason = log[-1]
+    assert "tumour.bravo.tsv" in reason, log
+    assert reason in done.stdout + done.stderr, (done.stdout + done.stderr)[-4000:]
