@@ -38,7 +38,6 @@ EMULATED = {
     "cgi": {"time_scale": 0.05, "tokens": [CANARY["cgi"]]},
 }
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
-LOCAL_PROFILE = REPO / "workflow" / "profiles" / "local"
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +150,7 @@ def test_a_job_cancelled_with_scancel_is_reported_failed_and_a_rerun_recovers_wi
     assert on_slurm["after_second"] == on_slurm["after_first"]
 
 
-def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_the_submit_host(on_slurm):
+def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_the_submit_host(on_slurm, cluster):
     # the plugin names each job's rules in its SLURM comment: only the group of merge + report went
     assert {job["comment"] for job in on_slurm["jobs"]} == {"rule_finish_merge_annotations_report_plots"}
     assert [job["state"] for job in on_slurm["jobs"]] == ["CANCELLED", "COMPLETED"]
@@ -161,6 +160,9 @@ def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_th
         assert f"localrule {step}:" in first, step
     assert "Group job finish" in second and "rule merge_annotations:" in second and "rule report_plots:" in second
     assert f"has been submitted with SLURM jobid {on_slurm['jobs'][-1]['id']}" in second
+    # the group asked for no more CPUs than the node has (else it would pend for ever)
+    shown = cluster.scontrol("show", "job", on_slurm["jobs"][-1]["id"]).stdout
+    assert 0 < int(shown.split("NumCPUs=")[1].split()[0]) <= cluster.cpus, shown
 
 
 def records(path: Path) -> tuple[list[str], list[str]]:
@@ -168,18 +170,6 @@ def records(path: Path) -> tuple[list[str], list[str]]:
     with pysam.VariantFile(str(path)) as vcf:
         header = [line for line in str(vcf.header).splitlines() if not line.startswith("##gensvc")]
         return header, [str(record) for record in vcf]
-
-
-def test_results_on_slurm_are_identical_to_a_local_run(on_slurm, tmp_path, emulators):
-    local = Run(tmp_path, emulators, None)
-    done = local.run(LOCAL_PROFILE)
-    assert done.returncode == 0, done.stderr[-4000:]
-    remote = on_slurm["run"].workdir / "results"
-    for sample in ("tumour", "normal"):
-        assert records(remote / f"{sample}.annotated.vcf.gz") == records(tmp_path / "results" / f"{sample}.annotated.vcf.gz")
-        assert (remote / f"{sample}.annotated.tsv").read_text() == (tmp_path / "results" / f"{sample}.annotated.tsv").read_text()
-    for plot in ("bravo_af_by_filter.svg", "opencravat_consequences.svg", "cgi_oncogenic_summary.svg"):
-        assert (remote / "report" / plot).stat().st_size > 0
 
 
 def saved_environment(cluster, job_ids) -> str:
@@ -227,3 +217,50 @@ def test_a_job_failing_on_a_corrupt_input_is_reported_with_the_rule_logs_reason(
     reason = log[-1]
     assert "tumour.bravo.tsv" in reason, log
     assert reason in done.stdout + done.stderr, (done.stdout + done.stderr)[-4000:]
+
+
+def checkout_copy(where: Path) -> Path:
+    """The checkout's files (as git sees them) in a new directory: the demo writes into its checkout."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "-co", "--exclude-standard"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source, target = REPO / name, where / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # gensvc/schemas -> ../schemas: the demo finds its checkout through it
+            target.symlink_to(os.readlink(source))
+        elif source.is_file():
+            shutil.copy2(source, target)
+    return where
+
+
+def test_results_on_slurm_are_identical_to_gensvc_demo_through_the_local_profile(on_slurm, tmp_path, cluster):
+    copy = checkout_copy(tmp_path / "checkout")
+    before = {job["id"] for job in slurm_jobs(cluster)}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SLURM_"))}
+    # a secret of the user's own stays out of the demo, which uses its 0600 file
+    env = {**clean, "PYTHONPATH": str(copy), "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "xdg"),
+           "GENSVC_BRAVO_TOKEN": CANARY["bravo"]}
+    done = subprocess.run([sys.executable, "-m", "gensvc.cli", "demo", "--profile", str(copy / "workflow/profiles/local")],
+                          cwd=copy, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Using workflow specific profile" in done.stderr or "Using profile" in done.stderr, done.stderr[:2000]
+    assert "Demo finished" in done.stdout
+    assert {job["id"] for job in slurm_jobs(cluster)} == before  # all of it ran here
+    assert (copy / ".gensvc" / "demo-credentials.yaml").stat().st_mode & 0o777 == 0o600
+    local, remote = copy / "results", on_slurm["run"].workdir / "results"
+    for sample in ("tumour", "normal"):
+        (remote_header, remote_records), (local_header, local_records) = (
+            records(remote / f"{sample}.annotated.vcf.gz"), records(local / f"{sample}.annotated.vcf.gz"))
+        assert remote_records == local_records
+        assert [line for line in remote_header if line not in local_header] == []
+        assert (remote / f"{sample}.annotated.tsv").read_text() == (local / f"{sample}.annotated.tsv").read_text()
+    for plot in ("bravo_af_by_filter.svg", "opencravat_consequences.svg", "cgi_oncogenic_summary.svg"):
+        assert (remote / "report" / plot).stat().st_size > 0
+
+
+def test_demo_help_says_a_profile_runs_it_on_a_cluster():
+    done = subprocess.run([sys.executable, "-m", "gensvc.cli", "demo", "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "[--profile DIR]" in done.stdout
+    assert "--profile workflow/profiles/slurm" in done.stdout and "SLURM jobs" in done.stdout
