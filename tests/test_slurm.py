@@ -37,6 +37,7 @@ EMULATED = {
     "bravo": {"tokens": [CANARY["bravo"]]},
     "opencravat": {"time_scale": 0.5},
     "cgi": {"time_scale": 0.05, "tokens": [CANARY["cgi"]]},
+    "opencga": {"time_scale": 0.02},
 }
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
@@ -73,7 +74,8 @@ class Run:
         shutil.copy(REPO / ".test" / "config.yaml", workdir / "config.yaml")
         credentials = workdir / "credentials.yaml"
         credentials.write_text(yaml.safe_dump({"bravo": {"token": CANARY["bravo"]},
-                                               "cgi": {"token": CANARY["cgi"], "email": "hpc@example.org"}}))
+                                               "cgi": {"token": CANARY["cgi"], "email": "hpc@example.org"},
+                                               "opencga": {"user": "demouser", "password": "demouser"}}))
         credentials.chmod(0o600)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_", "SLURM_"))}
         self.env = {**clean, "HOME": str(workdir), "XDG_STATE_HOME": str(workdir / "xdg-state"),
@@ -157,8 +159,8 @@ def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_th
     assert [job["state"] for job in on_slurm["jobs"]] == ["CANCELLED", "COMPLETED"]
     first, second = on_slurm["first"][1], on_slurm["second"].stderr
     for step in ("bravo_frequencies", "opencravat_submit", "opencravat_poll", "opencravat_report", "cgi_submit",
-                 "cgi_poll", "cgi_download"):
-        assert f"localrule {step}:" in first, step
+                 "cgi_poll", "cgi_download", "opencga_upload", "opencga_query"):
+        assert f"localrule {step}:" in first + second, step  # (the first run stops after the cancel)
     assert "Group job finish" in second and "rule merge_annotations:" in second and "rule report_plots:" in second
     assert f"has been submitted with SLURM jobid {on_slurm['jobs'][-1]['id']}" in second
     # the group asked for no more CPUs than the node has (else it would pend for ever)
