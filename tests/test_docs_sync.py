@@ -1,7 +1,7 @@
 """Each operation is described once, in schemas/<service>/<operation>.yaml: its wrapper's
 meta.yaml, the wrapper's docstring and the README's wrapper table are generated from it by
 `gensvc dev sync-docs`, and `--check` fails on any drift. Function defaults against the
-schema: tests/test_schema_defaults.py."""
+schema: tests/unit/test_schema_defaults.py."""
 
 from __future__ import annotations
 

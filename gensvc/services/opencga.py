@@ -59,7 +59,7 @@ def find_file(client: OpencgaClient, study: str, path: str) -> dict | None:
     return next((f for f in found if isinstance(f, dict) and f.get("path") == path), None)
 
 
-def upload(step, *, study, folder="data/", format=None, bioformat=None, parents=True, description="") -> dict:
+def upload(step, *, study, folder="data", format=None, bioformat=None, parents=True, description="") -> dict:
     paths = step.input["files"]
     paths = paths if isinstance(paths, list) else [paths]
     folder = _folder(folder)

@@ -13,6 +13,7 @@ from gensvc.alleles import minimal, trimmed
         ((10, "CAT", "CGT"), (11, "A", "G")),  # shared suffix and prefix
         ((55051039, "CGACTTACCA", "CG"), (55051040, "GACTTACCA", "G")),  # a deletion keeps one base
         ((100, "A", "aagc"), (100, "A", "AAGC")),  # an insertion keeps its anchor, upper-cased
+        ((100, "t", "c"), (100, "T", "C")),  # equivalent spellings share one key whatever their case
         ((100, "aT", "Ac"), (101, "T", "C")),  # case does not hide a shared base
         ((5, "TCC", "TC"), (5, "TC", "T")),  # the suffix goes first: the deletion stays left
     ],
