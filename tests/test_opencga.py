@@ -335,9 +335,9 @@ def test_search_reads_every_page_of_each_resource(tmp_path, oc_env, opencga):
 
 
 def test_a_token_that_expires_mid_run_is_refreshed_not_refused(tmp_path, oc_env):
-    # tokens live 2 s here and the job takes 4 s: the poll outlives its first token
+    # tokens live 2 s here and the job takes 8 s: the poll outlives its first token
     with start_emulator("opencga", tokens=[f"{USER}:{PASSWORD}"], time_scale=0.01, token_seconds=200,
-                        job_seconds=400) as emulator:
+                        job_seconds=800) as emulator:
         env = {**oc_env, "GENSVC_OPENCGA_URL": emulator.url}
         assert upload(tmp_path, env, write_vcf(tmp_path)).returncode == 0
         assert index(tmp_path, env).returncode == 0
@@ -346,7 +346,7 @@ def test_a_token_that_expires_mid_run_is_refreshed_not_refused(tmp_path, oc_env)
         log = (tmp_path / "status.json.log").read_text()
         assert log.count("logged in to opencga") == 1
         refreshes = log.count("refreshed the opencga token")
-        assert 1 <= refreshes <= 4  # once per token's life, never a loop
+        assert 1 <= refreshes <= 8  # once per token's life, never a loop
         assert "401" not in emulator.stats()["by_status"]
 
 
@@ -392,3 +392,19 @@ def test_snakemake_runs_upload_index_poll_and_query(tmp_path, oc_env, opencga, d
     done = run_snakemake(work, oc_env, "results/variants.tsv")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(read_tsv(work / "results" / "variants.tsv")) == ALT_COUNT
+
+
+def test_a_refused_refresh_token_falls_back_to_one_password_login(tmp_path, oc_env):
+    # access tokens live 2 s, refresh tokens 1 s: every refresh is refused, the password logs in
+    with start_emulator("opencga", tokens=[f"{USER}:{PASSWORD}"], time_scale=0.01, token_seconds=200,
+                        refresh_seconds=100, job_seconds=500) as emulator:
+        env = {**oc_env, "GENSVC_OPENCGA_URL": emulator.url}
+        assert upload(tmp_path, env, write_vcf(tmp_path)).returncode == 0
+        assert index(tmp_path, env).returncode == 0
+        done = poll(tmp_path, env)
+        assert done.returncode == 0, done.stderr
+        log = (tmp_path / "status.json.log").read_text()
+        fallbacks = log.count("the opencga refresh token was refused; logging in again")
+        assert fallbacks >= 1 and log.count("logged in to opencga") == 1 + fallbacks
+        assert "refreshed the opencga token" not in log
+        assert emulator.stats()["by_status"].get("401", 0) == fallbacks  # only the refused refreshes
