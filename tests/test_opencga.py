@@ -380,6 +380,12 @@ rule query:
     params: study="{STUDY}", file=["smk:{directive}:calls.vcf"]
     log: "logs/query.log"
     {directive}: {target("query")}
+
+rule search:
+    output: results="results/studies.json"
+    params: resource="studies", project="gensvc@demo", format="json"
+    log: "logs/search.log"
+    {directive}: {target("search")}
 '''
 
 
@@ -389,9 +395,10 @@ def test_snakemake_runs_upload_index_poll_and_query(tmp_path, oc_env, opencga, d
     work.mkdir()
     (work / "calls.vcf").write_text(MIXED_VCF)
     (work / "Snakefile").write_text(snakefile_chain(directive))
-    done = run_snakemake(work, oc_env, "results/variants.tsv")
+    done = run_snakemake(work, oc_env, "results/variants.tsv", "results/studies.json")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(read_tsv(work / "results" / "variants.tsv")) == ALT_COUNT
+    assert [s["fqn"] for s in read_json(work / "results" / "studies.json")] == [STUDY]
 
 
 def test_a_refused_refresh_token_falls_back_to_one_password_login(tmp_path, oc_env):
