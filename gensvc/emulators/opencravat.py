@@ -99,11 +99,10 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
 
 from .opencravat_annotators import ANNOTATORS, live_annotation
 from .opencravat_converter import (ASSEMBLIES, CONVERTER_FORMATS, Conversion, ConversionError, InputFile, convert,
@@ -526,34 +525,6 @@ def _exception_log(headline: str, where: str, last: str) -> list[tuple[str, str]
                  "    self.%s()\n%s" % (PACKAGE_DIR, where, last))]
 
 
-# ---------------------------------------------------------------- the WSGI app
-
-URLS = Map([
-    Rule("/", endpoint="index", methods=["GET"]),
-    Rule("/submit/submit", endpoint="submit", methods=["POST"]),
-    Rule("/submit/jobs", endpoint="all_jobs", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>", endpoint="view_job", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>", endpoint="delete_job", methods=["DELETE"]),
-    Rule("/submit/jobs/<job_id>/status", endpoint="job_status", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>/log", endpoint="job_log", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>/err", endpoint="job_err", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>/reports", endpoint="report_list", methods=["GET"]),
-    Rule("/submit/jobs/<job_id>/reports/<report_type>", endpoint="generate_report",
-         methods=["POST"]),
-    Rule("/submit/jobs/<job_id>/reports/<report_type>", endpoint="download_report",
-         methods=["GET"]),
-    Rule("/submit/getjobs", endpoint="get_jobs", methods=["GET"]),
-    Rule("/submit/reports", endpoint="report_types", methods=["GET"]),
-    Rule("/submit/annotators", endpoint="annotators", methods=["GET"]),
-    Rule("/submit/servermode", endpoint="servermode", methods=["GET"]),
-    Rule("/submit/annotate", endpoint="annotate", methods=["GET", "POST"]),
-    Rule("/server/login", endpoint="login", methods=["GET"]),
-    Rule("/server/logout", endpoint="logout", methods=["GET"]),
-    Rule("/server/checklogged", endpoint="check_logged", methods=["GET"]),
-    Rule("/server/signup", endpoint="signup", methods=["GET"]),
-], strict_slashes=False, merge_slashes=False)
-
-SERVER_ENDPOINTS = {"login", "logout", "check_logged", "signup"}
 
 
 def _http_date(seconds: float) -> str:
@@ -664,449 +635,503 @@ def file_response(request: Request, filename: str, content: bytes, mtime: float,
     return finish(response)
 
 
-class OpenCravatApp:
-    """The WSGI app: routes, the middleware's error handling, sessions."""
+# ---------------------------------------------------------------- the web app: a Blueprint of routes
 
-    def __init__(self, config: EmulatorConfig):
-        self.config = config
-        self.server = OpenCravatServer(config)
+def state() -> OpenCravatServer:
+    return current_app.extensions["opencravat"]
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self.dispatch(request)
-        return response(environ, start_response)
 
-    def dispatch(self, request: Request) -> Response:
-        adapter = URLS.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except MethodNotAllowed:
+api = Blueprint("opencravat", __name__)
+SERVER_ENDPOINTS = {"opencravat.login", "opencravat.logout", "opencravat.check_logged", "opencravat.signup"}
+
+
+def route(rule: str, **options: Any) -> Callable:
+    """A route without Flask's automatic OPTIONS answer: aiohttp has none (a 500 instead)."""
+    return api.route(rule, provide_automatic_options=False, **options)
+
+
+# Hooks: the server's middleware, which answers every failure as a 500 with a JSON text.
+def answer_routing_error() -> Response | None:
+    """Before any view (Flask raises routing errors after the hooks): what aiohttp's router and
+    middleware answer for a path or method it has no route for."""
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed):
+        return _error500("Method Not Allowed")
+    if isinstance(error, NotFound):
+        if request.path.startswith(STATIC_PREFIXES):
+            if request.method in ("GET", "HEAD"):
+                return _empty(404, "application/octet-stream")
             return _error500("Method Not Allowed")
-        except NotFound:
-            if request.path.startswith(STATIC_PREFIXES):
-                if request.method in ("GET", "HEAD"):
-                    return _empty(404, "application/octet-stream")
-                return _error500("Method Not Allowed")
-            return _error500("Not Found")
-        except HTTPException as error:  # e.g. a redirect werkzeug wants to make
-            return _error500(error.name)
-        if endpoint in SERVER_ENDPOINTS and not self.server.servermode:
-            return _error500("Not Found")
-        try:
-            return getattr(self, "on_" + endpoint)(request, **args)
-        except HandlerError as error:
-            return _error500(str(error))
-        except KeyError as error:  # werkzeug's BadRequestKeyError too: str() as a dict's
-            return _error500(str(KeyError(*error.args[:1])))
-        except Exception as error:  # the real middleware turns any exception into a 500
-            traceback.print_exc()
-            return _error500(str(error))
+        return _error500("Not Found")
+    if isinstance(error, HTTPException):  # e.g. a redirect werkzeug wants to make
+        return _error500(error.name)
+    if request.endpoint in SERVER_ENDPOINTS and not state().servermode:
+        return _error500("Not Found")
+    return None
 
-    # -- helpers
 
-    def username(self, request: Request) -> str | None:
-        if not self.server.servermode:
-            return "default"
-        token = request.cookies.get(SESSION_COOKIE)
-        if token is None:
-            return None
-        with self.server.lock:
-            return self.server.sessions.get(token)
+def answer_exception(error: Exception) -> Response:
+    if isinstance(error, HandlerError):
+        return _error500(str(error))
+    if isinstance(error, KeyError):  # werkzeug's BadRequestKeyError too: str() as a dict's
+        return _error500(str(KeyError(*error.args[:1])))
+    traceback.print_exception(error)  # the real middleware turns any exception into a 500
+    return _error500(str(error))
 
-    def logged_in(self, request: Request) -> bool:
-        return self.username(request) not in (None, "")
 
-    def take_fault(self, request: Request, kind: str) -> bool:
-        injector = request.environ.get(ENVIRON_FAULTS)
-        return bool(injector and injector.take(kind, request.method, request.path))
+def current_username() -> str | None:
+    if not state().servermode:
+        return "default"
+    token = request.cookies.get(SESSION_COOKIE)
+    if token is None:
+        return None
+    with state().lock:
+        return state().sessions.get(token)
 
-    def job_or_none(self, request: Request, job_id: str) -> Job | None:
-        job = self.server.find_job(self.username(request), job_id)
-        return None if job is None or job.empty else job
 
-    # -- routes
+def logged_in() -> bool:
+    return current_username() not in (None, "")
 
-    def on_index(self, request: Request) -> Response:
-        if self.server.servermode and not self.logged_in(request):
-            url = "/server/nocache/login.html"
-        else:
-            url = "/submit/nocache/index.html"
-        response = Response("302: Found", status=302, content_type=TEXT_TYPE)
-        response.headers["Location"] = url
-        return response
 
-    def on_servermode(self, request: Request) -> Response:
-        return _json({"servermode": self.server.servermode})
+def take_fault(kind: str) -> bool:
+    injector = request.environ.get(ENVIRON_FAULTS)
+    return bool(injector and injector.take(kind, request.method, request.path))
 
-    def on_report_types(self, request: Request) -> Response:
-        return _json({"valid": valid_report_types()})
 
-    def on_annotators(self, request: Request) -> Response:
-        return _json({name: {"name": name, "version": m.version, "type": m.kind,
-                             "title": m.title, "description": m.description,
-                             "developer": {"name": "gensvc emulator", "organization": "gensvc",
-                                           "email": "", "website": "", "citation": ""}}
-                      for name, m in ANNOTATORS.items()})
+def job_or_none(job_id: str) -> Job | None:
+    job = state().find_job(current_username(), job_id)
+    return None if job is None or job.empty else job
 
-    def on_submit(self, request: Request) -> Response:
-        server = self.server
-        if request.content_length is None:
-            return _text(json.dumps({"status": "fail", "msg": "Content-Length header required"}),
-                         411)
-        if request.content_length > server.size_limit_mb * 1024 * 1024:
-            raise HandlerError("HTTPRequestEntityTooLarge.__init__() missing 2 required "
-                               "positional arguments: 'max_size' and 'actual_size'")
-        if server.servermode and not self.logged_in(request):
-            return _json({"status": "notloggedin"})
-        username = self.username(request)
-        user_dir = "admin" if username == "admin" else server.user_dirs(username)[0]
-        now_wall = datetime.datetime.now()
-        job_id = now_wall.strftime("%y%m%d-%H%M%S")
-        job_dir = "%s/%s/%s" % (server.jobs_root, user_dir, job_id)
+
+@route("/", methods=["GET"])
+def index() -> Response:
+    if state().servermode and not logged_in():
+        url = "/server/nocache/login.html"
+    else:
+        url = "/submit/nocache/index.html"
+    response = Response("302: Found", status=302, content_type=TEXT_TYPE)
+    response.headers["Location"] = url
+    return response
+
+
+@route("/submit/servermode", methods=["GET"])
+def servermode() -> Response:
+    return _json({"servermode": state().servermode})
+
+
+@route("/submit/reports", methods=["GET"])
+def report_types() -> Response:
+    return _json({"valid": valid_report_types()})
+
+
+@route("/submit/annotators", methods=["GET"], endpoint="annotators")
+def installed_annotators() -> Response:
+    return _json({name: {"name": name, "version": m.version, "type": m.kind,
+                         "title": m.title, "description": m.description,
+                         "developer": {"name": "gensvc emulator", "organization": "gensvc",
+                                       "email": "", "website": "", "citation": ""}}
+                  for name, m in ANNOTATORS.items()})
+
+
+@route("/submit/submit", methods=["POST"], endpoint="submit")
+def submit_job() -> Response:
+    server = state()
+    if request.content_length is None:
+        return _text(json.dumps({"status": "fail", "msg": "Content-Length header required"}),
+                     411)
+    if request.content_length > server.size_limit_mb * 1024 * 1024:
+        raise HandlerError("HTTPRequestEntityTooLarge.__init__() missing 2 required "
+                           "positional arguments: 'max_size' and 'actual_size'")
+    if server.servermode and not logged_in():
+        return _json({"status": "notloggedin"})
+    username = current_username()
+    user_dir = "admin" if username == "admin" else server.user_dirs(username)[0]
+    now_wall = datetime.datetime.now()
+    job_id = now_wall.strftime("%y%m%d-%H%M%S")
+    job_dir = "%s/%s/%s" % (server.jobs_root, user_dir, job_id)
+    now = time.monotonic()
+    with server.lock:
+        existing = server.jobs.setdefault(user_dir, {}).get(job_id)
+        if existing is None:
+            # os.makedirs(job_dir): the job directory exists from here on
+            server.jobs[user_dir][job_id] = Job(
+                job_id, user_dir, job_dir, None, [], {}, {}, now, now_wall, None, empty=True)
+    if request.mimetype.split("/")[0] != "multipart":
+        raise HandlerError("multipart/* content type expected")
+    # multipart parts, in order
+    files: list[InputFile] = []
+    for name, storage in request.files.items(multi=True):
+        if name.startswith("file_"):
+            filename = storage.filename or ""
+            files.append(InputFile(filename, decode_input(
+                filename, storage.read()).splitlines(True)))
+    options: dict = {}
+    if "options" in request.form:
+        options = json.loads(request.form["options"])
+    elif "options" in request.files:
+        options = json.loads(request.files["options"].read().decode())
+    if not isinstance(options, dict):
+        raise HandlerError("WebJob.set_values() argument after ** must be a mapping, not %s"
+                           % type(options).__name__)
+    input_names = [f.name for f in files]
+    if not input_names:
+        raise HandlerError(MSG_INDEX)
+    run_name = input_names[0]
+    if len(input_names) > 1:
+        run_name += "_and_" + str(len(input_names) - 1) + "_files"
+    info: dict[str, Any] = {
+        "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
+        "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
+        "open_cravat_version": "", "num_input_var": "", "submission_time": "",
+        "reports_being_generated": [], "id": job_id,
+    }
+    info.update(options)
+    info.update(orig_input_fname=input_names, run_name=run_name,
+                submission_time=datetime.datetime.now().isoformat(), viewable=False)
+    run_args = ["oc", "run"] + ["%s/%s" % (job_dir, n) for n in input_names]
+    annotators_opt = options.get("annotators")
+    if options.get("packages"):
+        annotators: list[str] | str = []
+        run_args += ["--package", str(options["packages"])]
+    elif annotators_opt and len(annotators_opt) > 0 and annotators_opt[0] != "":
+        if isinstance(annotators_opt, str):
+            raise HandlerError("'str' object has no attribute 'sort'")
+        annotators_opt.sort()
+        annotators = annotators_opt
+        run_args += ["-a"] + [str(a) for a in annotators]
+    else:
+        annotators = ""
+        run_args += ["-e", "all"]
+    assembly = options.get("assembly", "hg38")
+    run_args += ["-l", str(assembly)]
+    reports_opt = options.get("reports") or []
+    if isinstance(reports_opt, str):
+        reports_opt = list(reports_opt)
+    if reports_opt:
+        run_args += ["-t"] + [str(r) for r in reports_opt]
+    note = options.get("note")
+    if note:
+        run_args += ["--note", str(note)]
+    forced = options.get("forcedinputformat")
+    if forced:
+        run_args += ["--input-format", str(forced)]
+    if server.servermode:
+        run_args += ["--writeadmindb", "--jobid", job_id]
+    run_args.append("--keep-status")
+    # What `oc run` will make of it (argparse first, then the module checks).
+    invalid = None
+    if assembly not in ASSEMBLIES:
+        invalid = ("oc run: error: argument -l/--liftover: invalid choice: %r (choose from %s)"
+                   % (assembly, ", ".join(repr(a) for a in ASSEMBLIES)))
+    elif forced and forced not in CONVERTER_FORMATS:
+        invalid = ("oc run: error: argument -i/--input-format: invalid choice: %r "
+                   "(choose from %s)" % (forced, ", ".join(repr(f) for f in
+                                                           CONVERTER_FORMATS)))
+    run_annotators: list[str] = []
+    if invalid is None and annotators:
+        names = list(ANNOTATORS) if list(annotators) == ["all"] else list(annotators)
+        for name in names:
+            if name not in ANNOTATORS:
+                invalid = "Invalid module: %s" % name
+                break
+        run_annotators = [n for n in names if n in ANNOTATORS]
+    if invalid is None:
+        for rtype in reports_opt:
+            if str(rtype) + "reporter" not in REPORTERS:
+                invalid = "Invalid module: %sreporter" % rtype
+                break
+    fault = None
+    if take_fault("job_error"):
+        fault = "job_error"
+    elif take_fault("job_abort"):
+        fault = "job_abort"
+    note_given = "note" in options
+    status = {"status": "Submitted"}
+    info["status"] = status
+    initial_status = None
+    if note_given:
+        initial_status = dict(sorted({
+            "job_dir": job_dir, "id": job_id, "run_name": run_name, "assembly": assembly,
+            "db_path": "", "orig_input_fname": input_names,
+            "orig_input_path": ["%s/%s" % (job_dir, n) for n in input_names],
+            "submission_time": datetime.datetime.now().isoformat(), "viewable": False,
+            "note": note, "status": "Submitted", "reports": [],
+            "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": annotators,
+            "cc_cohorts_path": "",
+        }.items()))
+    job = Job(job_id, user_dir, job_dir, run_name, files, dict(options, note=note or ""),
+              info, now, now_wall, initial_status, annotators=run_annotators,
+              report_types=[str(r) for r in reports_opt])
+    job.options["forcedinputformat"] = forced or None
+    job.options["assembly"] = assembly
+    server.plan(job, run_args, invalid, fault)
+    with server.lock:
+        server.jobs[user_dir][job_id] = job  # queued: the run happens whatever follows
+    if not note_given:
+        raise HandlerError(MSG_NOTE_MISSING)
+    return _json(info)
+
+
+@route("/submit/jobs", methods=["GET"])
+def all_jobs() -> Response:
+    if state().servermode and not logged_in():
+        return _json({"status": "notloggedin"})
+    ids: list[str] = []
+    with state().lock:
+        for user in state().user_dirs(current_username()):
+            ids.extend(state().jobs.get(user, {}))
+    return _json(sorted(ids, reverse=True))
+
+
+@route("/submit/jobs/<job_id>", methods=["GET"])
+def view_job(job_id: str) -> Response:
+    job = job_or_none(job_id)
+    if job is None:
+        raise HandlerError(MSG_NONE_PLUS_STR)
+    return _empty(200) if job.db_exists(time.monotonic()) else _empty(404)
+
+
+@route("/submit/jobs/<job_id>", methods=["DELETE"])
+def delete_job(job_id: str) -> Response:
+    username = current_username()
+    if username is None:
+        raise HandlerError(MSG_NONE_PATH)
+    job = state().find_job(username, job_id)
+    if job is not None:
+        time.sleep(state().config.scaled(state().delete_seconds))
+        with state().lock:
+            state().jobs.get(job.user, {}).pop(job_id, None)
+    return _empty(200)
+
+
+@route("/submit/jobs/<job_id>/status", methods=["GET"])
+def job_status(job_id: str) -> Response:
+    job = job_or_none(job_id)
+    if job is None:
+        raise HandlerError(MSG_NONE_PLUS_STR)
+    status = job.status_json(time.monotonic())
+    if status is None:  # no status.json yet: no run name can be found
+        raise HandlerError(MSG_NONE_PLUS_STR)
+    if take_fault("status_null"):
+        return _json(None)  # read while `oc run` rewrites the file: `null`
+    return _json(status)
+
+
+@route("/submit/jobs/<job_id>/log", methods=["GET"])
+def job_log(job_id: str) -> Response:
+    job = job_or_none(job_id)
+    text = job.log_text(time.monotonic()) if job is not None and job.status_json(
+        time.monotonic()) is not None else None
+    return _text(text if text is not None else "log file does not exist.")
+
+
+@route("/submit/jobs/<job_id>/err", methods=["GET"])
+def job_err(job_id: str) -> Response:
+    job = job_or_none(job_id)
+    text = job.err_text(time.monotonic()) if job is not None and job.status_json(
+        time.monotonic()) is not None else None
+    if text is None:
+        return _text("log file does not exist.")
+    return _text(text if text else "No errors")
+
+
+@route("/submit/jobs/<job_id>/reports", methods=["GET"])
+def report_list(job_id: str) -> Response:
+    job = job_or_none(job_id)
+    if job is None or job.status_json(time.monotonic()) is None:
+        return _json([])
+    with state().lock:
+        return _json(state().existing_report_types(job, time.monotonic()))
+
+
+@route("/submit/jobs/<job_id>/reports/<report_type>", methods=["POST"])
+def generate_report(job_id: str, report_type: str) -> Response:
+    job = job_or_none(job_id)
+    if job is None or job.status_json(time.monotonic()) is None:
+        raise HandlerError(MSG_NONE_PLUS_STR)
+    failed = take_fault("report_fail")
+    with state().lock:
+        job.being_generated.add(report_type)
+    try:
+        time.sleep(state().config.scaled(state().report_seconds))
         now = time.monotonic()
-        with server.lock:
-            existing = server.jobs.setdefault(user_dir, {}).get(job_id)
-            if existing is None:
-                # os.makedirs(job_dir): the job directory exists from here on
-                server.jobs[user_dir][job_id] = Job(
-                    job_id, user_dir, job_dir, None, [], {}, {}, now, now_wall, None, empty=True)
-        if request.mimetype.split("/")[0] != "multipart":
-            raise HandlerError("multipart/* content type expected")
-        # multipart parts, in order
-        files: list[InputFile] = []
-        for name, storage in request.files.items(multi=True):
-            if name.startswith("file_"):
-                filename = storage.filename or ""
-                files.append(InputFile(filename, decode_input(
-                    filename, storage.read()).splitlines(True)))
-        options: dict = {}
-        if "options" in request.form:
-            options = json.loads(request.form["options"])
-        elif "options" in request.files:
-            options = json.loads(request.files["options"].read().decode())
-        if not isinstance(options, dict):
-            raise HandlerError("WebJob.set_values() argument after ** must be a mapping, not %s"
-                               % type(options).__name__)
-        input_names = [f.name for f in files]
-        if not input_names:
-            raise HandlerError(MSG_INDEX)
-        run_name = input_names[0]
-        if len(input_names) > 1:
-            run_name += "_and_" + str(len(input_names) - 1) + "_files"
-        info: dict[str, Any] = {
-            "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
-            "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
-            "open_cravat_version": "", "num_input_var": "", "submission_time": "",
-            "reports_being_generated": [], "id": job_id,
-        }
-        info.update(options)
-        info.update(orig_input_fname=input_names, run_name=run_name,
-                    submission_time=datetime.datetime.now().isoformat(), viewable=False)
-        run_args = ["oc", "run"] + ["%s/%s" % (job_dir, n) for n in input_names]
-        annotators_opt = options.get("annotators")
-        if options.get("packages"):
-            annotators: list[str] | str = []
-            run_args += ["--package", str(options["packages"])]
-        elif annotators_opt and len(annotators_opt) > 0 and annotators_opt[0] != "":
-            if isinstance(annotators_opt, str):
-                raise HandlerError("'str' object has no attribute 'sort'")
-            annotators_opt.sort()
-            annotators = annotators_opt
-            run_args += ["-a"] + [str(a) for a in annotators]
-        else:
-            annotators = ""
-            run_args += ["-e", "all"]
-        assembly = options.get("assembly", "hg38")
-        run_args += ["-l", str(assembly)]
-        reports_opt = options.get("reports") or []
-        if isinstance(reports_opt, str):
-            reports_opt = list(reports_opt)
-        if reports_opt:
-            run_args += ["-t"] + [str(r) for r in reports_opt]
-        note = options.get("note")
-        if note:
-            run_args += ["--note", str(note)]
-        forced = options.get("forcedinputformat")
-        if forced:
-            run_args += ["--input-format", str(forced)]
-        if server.servermode:
-            run_args += ["--writeadmindb", "--jobid", job_id]
-        run_args.append("--keep-status")
-        # What `oc run` will make of it (argparse first, then the module checks).
-        invalid = None
-        if assembly not in ASSEMBLIES:
-            invalid = ("oc run: error: argument -l/--liftover: invalid choice: %r (choose from %s)"
-                       % (assembly, ", ".join(repr(a) for a in ASSEMBLIES)))
-        elif forced and forced not in CONVERTER_FORMATS:
-            invalid = ("oc run: error: argument -i/--input-format: invalid choice: %r "
-                       "(choose from %s)" % (forced, ", ".join(repr(f) for f in
-                                                               CONVERTER_FORMATS)))
-        run_annotators: list[str] = []
-        if invalid is None and annotators:
-            names = list(ANNOTATORS) if list(annotators) == ["all"] else list(annotators)
-            for name in names:
-                if name not in ANNOTATORS:
-                    invalid = "Invalid module: %s" % name
-                    break
-            run_annotators = [n for n in names if n in ANNOTATORS]
-        if invalid is None:
-            for rtype in reports_opt:
-                if str(rtype) + "reporter" not in REPORTERS:
-                    invalid = "Invalid module: %sreporter" % rtype
-                    break
-        fault = None
-        if self.take_fault(request, "job_error"):
-            fault = "job_error"
-        elif self.take_fault(request, "job_abort"):
-            fault = "job_abort"
-        note_given = "note" in options
-        status = {"status": "Submitted"}
-        info["status"] = status
-        initial_status = None
-        if note_given:
-            initial_status = dict(sorted({
-                "job_dir": job_dir, "id": job_id, "run_name": run_name, "assembly": assembly,
-                "db_path": "", "orig_input_fname": input_names,
-                "orig_input_path": ["%s/%s" % (job_dir, n) for n in input_names],
-                "submission_time": datetime.datetime.now().isoformat(), "viewable": False,
-                "note": note, "status": "Submitted", "reports": [],
-                "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": annotators,
-                "cc_cohorts_path": "",
-            }.items()))
-        job = Job(job_id, user_dir, job_dir, run_name, files, dict(options, note=note or ""),
-                  info, now, now_wall, initial_status, annotators=run_annotators,
-                  report_types=[str(r) for r in reports_opt])
-        job.options["forcedinputformat"] = forced or None
-        job.options["assembly"] = assembly
-        server.plan(job, run_args, invalid, fault)
-        with server.lock:
-            server.jobs[user_dir][job_id] = job  # queued: the run happens whatever follows
-        if not note_given:
-            raise HandlerError(MSG_NOTE_MISSING)
-        return _json(info)
+        if failed or job.conversion is None or not job.db_exists(now):
+            return _json("fail")  # `oc report` wrote "<db> not found" to stderr
+        content = render_report(report_type, job.conversion, job.annotators,
+                                     job.path(job.run_name + ".sqlite"),
+                                     datetime.datetime.now(), state().header_lines)
+        if content is not None:  # no reporter: `oc report` only says it skipped it
+            filename = report_filename(report_type, job.run_name)
+            with state().lock:
+                job.reports[filename] = (content.encode(), time.time())
+        return _json("done")
+    finally:
+        with state().lock:
+            job.being_generated.discard(report_type)
 
-    def on_all_jobs(self, request: Request) -> Response:
-        if self.server.servermode and not self.logged_in(request):
-            return _json({"status": "notloggedin"})
-        ids: list[str] = []
-        with self.server.lock:
-            for user in self.server.user_dirs(self.username(request)):
-                ids.extend(self.server.jobs.get(user, {}))
-        return _json(sorted(ids, reverse=True))
 
-    def on_view_job(self, request: Request, job_id: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        if job is None:
-            raise HandlerError(MSG_NONE_PLUS_STR)
-        return _empty(200) if job.db_exists(time.monotonic()) else _empty(404)
+@route("/submit/jobs/<job_id>/reports/<report_type>", methods=["GET"])
+def download_report(job_id: str, report_type: str) -> Response:
+    job = job_or_none(job_id)
+    if job is None or job.status_json(time.monotonic()) is None:
+        raise HandlerError(MSG_NONE_ITER)
+    filename = report_filename(report_type, job.run_name)
+    if filename is None:
+        raise HandlerError(MSG_NONE_ITER)
+    with state().lock:
+        state().materialise_reports(job, time.monotonic())
+        found = job.reports.get(filename)
+    if found is None:
+        raise HandlerError("Not Found")  # web.HTTPNotFound, caught by the middleware
+    content, mtime = found
+    return file_response(request, filename, content, mtime,
+                         {"Content-Disposition": "attachment; filename=" + filename})
 
-    def on_delete_job(self, request: Request, job_id: str) -> Response:
-        username = self.username(request)
-        if username is None:
-            raise HandlerError(MSG_NONE_PATH)
-        job = self.server.find_job(username, job_id)
-        if job is not None:
-            time.sleep(self.config.scaled(self.server.delete_seconds))
-            with self.server.lock:
-                self.server.jobs.get(job.user, {}).pop(job_id, None)
-        return _empty(200)
 
-    def on_job_status(self, request: Request, job_id: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        if job is None:
-            raise HandlerError(MSG_NONE_PLUS_STR)
-        status = job.status_json(time.monotonic())
-        if status is None:  # no status.json yet: no run name can be found
-            raise HandlerError(MSG_NONE_PLUS_STR)
-        if self.take_fault(request, "status_null"):
-            return _json(None)  # read while `oc run` rewrites the file: `null`
-        return _json(status)
+@route("/submit/getjobs", methods=["GET"])
+def get_jobs() -> Response:
+    username = current_username()
+    dirs = state().user_dirs(username)
+    if not dirs:
+        raise HandlerError(MSG_INDEX)
+    if "ids" not in request.args:
+        raise HandlerError("'ids'")
+    ids = json.loads(request.args["ids"])
+    now = time.monotonic()
+    out = []
+    for job_id in ids:
+        job = state().find_job(username, str(job_id))
+        out.append(job_info(job, str(job_id), username, now))
+    return _json(out)
 
-    def on_job_log(self, request: Request, job_id: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        text = job.log_text(time.monotonic()) if job is not None and job.status_json(
-            time.monotonic()) is not None else None
-        return _text(text if text is not None else "log file does not exist.")
 
-    def on_job_err(self, request: Request, job_id: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        text = job.err_text(time.monotonic()) if job is not None and job.status_json(
-            time.monotonic()) is not None else None
-        if text is None:
-            return _text("log file does not exist.")
-        return _text(text if text else "No errors")
-
-    def on_report_list(self, request: Request, job_id: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        if job is None or job.status_json(time.monotonic()) is None:
-            return _json([])
-        with self.server.lock:
-            return _json(self.server.existing_report_types(job, time.monotonic()))
-
-    def on_generate_report(self, request: Request, job_id: str, report_type: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        if job is None or job.status_json(time.monotonic()) is None:
-            raise HandlerError(MSG_NONE_PLUS_STR)
-        failed = self.take_fault(request, "report_fail")
-        with self.server.lock:
-            job.being_generated.add(report_type)
-        try:
-            time.sleep(self.config.scaled(self.server.report_seconds))
-            now = time.monotonic()
-            if failed or job.conversion is None or not job.db_exists(now):
-                return _json("fail")  # `oc report` wrote "<db> not found" to stderr
-            content = render_report(report_type, job.conversion, job.annotators,
-                                         job.path(job.run_name + ".sqlite"),
-                                         datetime.datetime.now(), self.server.header_lines)
-            if content is not None:  # no reporter: `oc report` only says it skipped it
-                filename = report_filename(report_type, job.run_name)
-                with self.server.lock:
-                    job.reports[filename] = (content.encode(), time.time())
-            return _json("done")
-        finally:
-            with self.server.lock:
-                job.being_generated.discard(report_type)
-
-    def on_download_report(self, request: Request, job_id: str, report_type: str) -> Response:
-        job = self.job_or_none(request, job_id)
-        if job is None or job.status_json(time.monotonic()) is None:
-            raise HandlerError(MSG_NONE_ITER)
-        filename = report_filename(report_type, job.run_name)
-        if filename is None:
-            raise HandlerError(MSG_NONE_ITER)
-        with self.server.lock:
-            self.server.materialise_reports(job, time.monotonic())
-            found = job.reports.get(filename)
-        if found is None:
-            raise HandlerError("Not Found")  # web.HTTPNotFound, caught by the middleware
-        content, mtime = found
-        return file_response(request, filename, content, mtime,
-                             {"Content-Disposition": "attachment; filename=" + filename})
-
-    def on_get_jobs(self, request: Request) -> Response:
-        username = self.username(request)
-        dirs = self.server.user_dirs(username)
-        if not dirs:
-            raise HandlerError(MSG_INDEX)
-        if "ids" not in request.args:
-            raise HandlerError("'ids'")
-        ids = json.loads(request.args["ids"])
-        now = time.monotonic()
-        out = []
-        for job_id in ids:
-            job = self.server.find_job(username, str(job_id))
-            out.append(self.job_info(job, str(job_id), username, now))
-        return _json(out)
-
-    def job_info(self, job: Job | None, job_id: str, username: str | None, now: float) -> dict:
-        """websubmit.get_job: the info dict getjobs answers for one id."""
-        info: dict[str, Any] = {
-            "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
-            "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
-            "open_cravat_version": "", "num_input_var": "", "submission_time": "",
-            "reports_being_generated": [], "id": job_id,
-        }
-        status = job.status_json(now) if job is not None else None
-        if job is None or status is None:
-            info["status"] = "Error"
-            return info
-        info.update(status)
-        state = info.get("status")
-        if state not in ("Finished", "Error") and job.run_over(now):
-            state = "Aborted"  # the run is no longer among the worker's job ids
-        info["status"] = state
-        db = job.db_exists(now)
-        info["viewable"] = db
-        info["db_path"] = job.path(job.run_name + ".sqlite") if db else ""
-        with self.server.lock:
-            info["reports_being_generated"] = sorted(job.being_generated)
-            info["reports"] = self.server.existing_report_types(job, now)
-        info["username"] = job.user
-        version = [int(p) for p in re.findall(r"\d+", str(info.get("open_cravat_version", "")))]
-        info["result_available"] = version >= [1, 7, 0]  # max_version_supported_for_migration
-        if isinstance(info.get("annotators"), list):
-            info["annotators"] = [a for a in info["annotators"]
-                                  if a not in ("extra_vcf_info", "extra_variant_info")]
+def job_info(job: Job | None, job_id: str, username: str | None, now: float) -> dict:
+    """websubmit.get_job: the info dict getjobs answers for one id."""
+    info: dict[str, Any] = {
+        "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
+        "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
+        "open_cravat_version": "", "num_input_var": "", "submission_time": "",
+        "reports_being_generated": [], "id": job_id,
+    }
+    status = job.status_json(now) if job is not None else None
+    if job is None or status is None:
+        info["status"] = "Error"
         return info
-
-    def on_annotate(self, request: Request) -> Response:
-        queries = request.form if request.method == "POST" else request.args
-        for key in ("chrom", "pos", "ref_base", "alt_base"):
-            if key not in queries:
-                raise HandlerError("'%s'" % key)
-        try:
-            pos = int(queries["pos"])
-        except ValueError:
-            raise HandlerError("invalid literal for int() with base 10: %r" % queries["pos"]) from None
-        annotators = queries["annotators"].split(",") if "annotators" in queries else None
-        return _json(live_annotation(queries["chrom"], pos, queries["ref_base"],
-                                          queries["alt_base"], queries.get("uid", ""),
-                                          annotators))
-
-    # -- server mode (open-cravat-multiuser)
-
-    def on_login(self, request: Request) -> Response:
-        header = request.headers.get("Authorization")
-        if header is None:
-            return _json("fail")
-        toks = header.split()
-        if toks[0] != "Basic" or len(toks) < 2:  # an empty header: IndexError, as the real one
-            return _json("fail")
-        credential = base64.b64decode(toks[1]).decode().split(":")
-        if len(credential) < 2:
-            return _json("fail")
-        if len(credential) > 2:
-            raise HandlerError("too many values to unpack (expected 2)")
-        username, password = credential
-        with self.server.lock:
-            ok = self.server.credentials.get(username) == password
-        if not ok:
-            return _json("fail")
-        response = _json("success")
-        self.new_session(request, response, username)
-        return response
-
-    def new_session(self, request: Request, response: Response, username: str | None) -> None:
-        token = "gAAAAA" + secrets.token_urlsafe(48)
-        with self.server.lock:
-            self.server.sessions[token] = username
-            if username is not None and username != "admin":
-                self.server.jobs.setdefault(username, {})
-        response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True)
-
-    def on_logout(self, request: Request) -> Response:
-        response = _json("success")
-        self.new_session(request, response, None)
-        return response
-
-    def on_check_logged(self, request: Request) -> Response:
-        username = self.username(request)
-        token = request.cookies.get(SESSION_COOKIE)
-        with self.server.lock:
-            logged_out = token in self.server.sessions and username is None
-        if logged_out:  # the session holds username None: `username.startswith('guest_')`
-            raise HandlerError("'NoneType' object has no attribute 'startswith'")
-        logged = username not in (None, "")
-        return _json({"logged": logged, "email": username if logged else "", "days_rem": -1,
-                      "admin": logged and username == "admin"})
-
-    def on_signup(self, request: Request) -> Response:
-        args = request.args
-        username = args["username"]
-        password = args["password"]
-        for key in ("question", "answer"):  # required by the real handler (KeyError -> 500)
-            args[key]
-        with self.server.lock:
-            if username in self.server.credentials:
-                return _json("Already registered")
-            self.server.credentials[username] = password
-        response = _json("Signup successful")
-        self.new_session(request, response, username)
-        return response
+    info.update(status)
+    job_state = info.get("status")
+    if job_state not in ("Finished", "Error") and job.run_over(now):
+        job_state = "Aborted"  # the run is no longer among the worker's job ids
+    info["status"] = job_state
+    db = job.db_exists(now)
+    info["viewable"] = db
+    info["db_path"] = job.path(job.run_name + ".sqlite") if db else ""
+    with state().lock:
+        info["reports_being_generated"] = sorted(job.being_generated)
+        info["reports"] = state().existing_report_types(job, now)
+    info["username"] = job.user
+    version = [int(p) for p in re.findall(r"\d+", str(info.get("open_cravat_version", "")))]
+    info["result_available"] = version >= [1, 7, 0]  # max_version_supported_for_migration
+    if isinstance(info.get("annotators"), list):
+        info["annotators"] = [a for a in info["annotators"]
+                              if a not in ("extra_vcf_info", "extra_variant_info")]
+    return info
 
 
-def create_app(config: EmulatorConfig | None = None) -> OpenCravatApp:
-    return OpenCravatApp(config or EmulatorConfig())
+@route("/submit/annotate", methods=["GET", "POST"], endpoint="annotate")
+def annotate_variant() -> Response:
+    queries = request.form if request.method == "POST" else request.args
+    for key in ("chrom", "pos", "ref_base", "alt_base"):
+        if key not in queries:
+            raise HandlerError("'%s'" % key)
+    try:
+        pos = int(queries["pos"])
+    except ValueError:
+        raise HandlerError("invalid literal for int() with base 10: %r" % queries["pos"]) from None
+    annotators = queries["annotators"].split(",") if "annotators" in queries else None
+    return _json(live_annotation(queries["chrom"], pos, queries["ref_base"],
+                                      queries["alt_base"], queries.get("uid", ""),
+                                      annotators))
+
+# Server mode (open-cravat-multiuser).
 
 
-__all__ = ["BASE_PATH", "DEFAULT_TOKENS", "FAULT_KINDS", "OpenCravatApp", "create_app"]
+@route("/server/login", methods=["GET"])
+def login() -> Response:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return _json("fail")
+    toks = header.split()
+    if toks[0] != "Basic" or len(toks) < 2:  # an empty header: IndexError, as the real one
+        return _json("fail")
+    credential = base64.b64decode(toks[1]).decode().split(":")
+    if len(credential) < 2:
+        return _json("fail")
+    if len(credential) > 2:
+        raise HandlerError("too many values to unpack (expected 2)")
+    username, password = credential
+    with state().lock:
+        ok = state().credentials.get(username) == password
+    if not ok:
+        return _json("fail")
+    response = _json("success")
+    new_session(response, username)
+    return response
+
+
+def new_session(response: Response, username: str | None) -> None:
+    token = "gAAAAA" + secrets.token_urlsafe(48)
+    with state().lock:
+        state().sessions[token] = username
+        if username is not None and username != "admin":
+            state().jobs.setdefault(username, {})
+    response.set_cookie(SESSION_COOKIE, token, path="/", httponly=True)
+
+
+@route("/server/logout", methods=["GET"])
+def logout() -> Response:
+    response = _json("success")
+    new_session(response, None)
+    return response
+
+
+@route("/server/checklogged", methods=["GET"])
+def check_logged() -> Response:
+    username = current_username()
+    token = request.cookies.get(SESSION_COOKIE)
+    with state().lock:
+        logged_out = token in state().sessions and username is None
+    if logged_out:  # the session holds username None: `username.startswith('guest_')`
+        raise HandlerError("'NoneType' object has no attribute 'startswith'")
+    logged = username not in (None, "")
+    return _json({"logged": logged, "email": username if logged else "", "days_rem": -1,
+                  "admin": logged and username == "admin"})
+
+
+@route("/server/signup", methods=["GET"])
+def signup() -> Response:
+    args = request.args
+    username = args["username"]
+    password = args["password"]
+    for key in ("question", "answer"):  # required by the real handler (KeyError -> 500)
+        args[key]
+    with state().lock:
+        if username in state().credentials:
+            return _json("Already registered")
+        state().credentials[username] = password
+    response = _json("Signup successful")
+    new_session(response, username)
+    return response
+
+
+def create_app(config: EmulatorConfig | None = None) -> Flask:
+    app = Flask("gensvc.emulators.opencravat")
+    app.extensions["opencravat"] = OpenCravatServer(config or EmulatorConfig())
+    app.url_map.strict_slashes = False  # aiohttp's router: no redirects for a slash
+    app.url_map.merge_slashes = False
+    app.before_request(answer_routing_error)
+    app.register_error_handler(Exception, answer_exception)
+    app.register_blueprint(api)
+    return app
+
+
+__all__ = ["BASE_PATH", "DEFAULT_TOKENS", "FAULT_KINDS", "create_app"]
