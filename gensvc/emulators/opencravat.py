@@ -744,6 +744,55 @@ def submit_job() -> Response:
                            "positional arguments: 'max_size' and 'actual_size'")
     if server.servermode and not logged_in():
         return _json({"status": "notloggedin"})
+    user_dir, job_id, job_dir, now, now_wall = _make_job_dir()
+    files, options = _read_submission()
+    input_names = [f.name for f in files]
+    if not input_names:
+        raise HandlerError(MSG_INDEX)
+    run_name = input_names[0]
+    if len(input_names) > 1:
+        run_name += "_and_" + str(len(input_names) - 1) + "_files"
+    info = _blank_info(job_id)
+    info.update(options)
+    info.update(orig_input_fname=input_names, run_name=run_name,
+                submission_time=datetime.datetime.now().isoformat(), viewable=False)
+    run = _run_command(job_id, job_dir, input_names, options)
+    invalid, run_annotators = _invalid_options(run)
+    fault = None
+    if take_fault("job_error"):
+        fault = "job_error"
+    elif take_fault("job_abort"):
+        fault = "job_abort"
+    note_given = "note" in options
+    info["status"] = {"status": "Submitted"}
+    initial_status = None
+    if note_given:
+        initial_status = dict(sorted({
+            "job_dir": job_dir, "id": job_id, "run_name": run_name, "assembly": run.assembly,
+            "db_path": "", "orig_input_fname": input_names,
+            "orig_input_path": ["%s/%s" % (job_dir, n) for n in input_names],
+            "submission_time": datetime.datetime.now().isoformat(), "viewable": False,
+            "note": run.note, "status": "Submitted", "reports": [],
+            "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": run.annotators,
+            "cc_cohorts_path": "",
+        }.items()))
+    job = Job(job_id, user_dir, job_dir, run_name, files, dict(options, note=run.note or ""),
+              info, now, now_wall, initial_status, annotators=run_annotators,
+              report_types=[str(r) for r in run.reports])
+    job.options["forcedinputformat"] = run.forced or None
+    job.options["assembly"] = run.assembly
+    server.plan(job, run.args, invalid, fault)
+    with server.lock:
+        server.jobs[user_dir][job_id] = job  # queued: the run happens whatever follows
+    if not note_given:
+        raise HandlerError(MSG_NOTE_MISSING)
+    return _json(info)
+
+
+def _make_job_dir() -> tuple[str, str, str, float, datetime.datetime]:
+    """The job's directory, made before anything of the request is read: (user dir, job id,
+    job dir, monotonic now, wall-clock now). A job already there (same second) is taken over."""
+    server = state()
     username = current_username()
     user_dir = "admin" if username == "admin" else server.user_dirs(username)[0]
     now_wall = datetime.datetime.now()
@@ -756,9 +805,13 @@ def submit_job() -> Response:
             # os.makedirs(job_dir): the job directory exists from here on
             server.jobs[user_dir][job_id] = Job(
                 job_id, user_dir, job_dir, None, [], {}, {}, now, now_wall, None, empty=True)
+    return user_dir, job_id, job_dir, now, now_wall
+
+
+def _read_submission() -> tuple[list[InputFile], dict]:
+    """The multipart body: its `file_N` parts, in order, and the options JSON."""
     if request.mimetype.split("/")[0] != "multipart":
         raise HandlerError("multipart/* content type expected")
-    # multipart parts, in order
     files: list[InputFile] = []
     for name, storage in request.files.items(multi=True):
         if name.startswith("file_"):
@@ -773,21 +826,32 @@ def submit_job() -> Response:
     if not isinstance(options, dict):
         raise HandlerError("WebJob.set_values() argument after ** must be a mapping, not %s"
                            % type(options).__name__)
-    input_names = [f.name for f in files]
-    if not input_names:
-        raise HandlerError(MSG_INDEX)
-    run_name = input_names[0]
-    if len(input_names) > 1:
-        run_name += "_and_" + str(len(input_names) - 1) + "_files"
-    info: dict[str, Any] = {
+    return files, options
+
+
+def _blank_info(job_id: str) -> dict[str, Any]:
+    """websubmit's job info before its status.json is read into it."""
+    return {
         "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
         "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
         "open_cravat_version": "", "num_input_var": "", "submission_time": "",
         "reports_being_generated": [], "id": job_id,
     }
-    info.update(options)
-    info.update(orig_input_fname=input_names, run_name=run_name,
-                submission_time=datetime.datetime.now().isoformat(), viewable=False)
+
+
+@dataclass
+class RunCommand:
+    """The `oc run` command websubmit makes of a submission's options, and what it read."""
+
+    args: list[str]
+    annotators: list[str] | str  # "" for every annotator (`-e all`), [] for a package
+    assembly: Any
+    reports: list
+    note: Any
+    forced: Any  # forcedinputformat
+
+
+def _run_command(job_id: str, job_dir: str, input_names: list[str], options: dict) -> RunCommand:
     run_args = ["oc", "run"] + ["%s/%s" % (job_dir, n) for n in input_names]
     annotators_opt = options.get("annotators")
     if options.get("packages"):
@@ -815,61 +879,36 @@ def submit_job() -> Response:
     forced = options.get("forcedinputformat")
     if forced:
         run_args += ["--input-format", str(forced)]
-    if server.servermode:
+    if state().servermode:
         run_args += ["--writeadmindb", "--jobid", job_id]
     run_args.append("--keep-status")
-    # What `oc run` will make of it (argparse first, then the module checks).
+    return RunCommand(run_args, annotators, assembly, reports_opt, note, forced)
+
+
+def _invalid_options(run: RunCommand) -> tuple[str | None, list[str]]:
+    """What `oc run` will make of the command (argparse first, then the module checks): the
+    reason it exits before writing anything, or None; and the annotators it would run."""
     invalid = None
-    if assembly not in ASSEMBLIES:
+    if run.assembly not in ASSEMBLIES:
         invalid = ("oc run: error: argument -l/--liftover: invalid choice: %r (choose from %s)"
-                   % (assembly, ", ".join(repr(a) for a in ASSEMBLIES)))
-    elif forced and forced not in CONVERTER_FORMATS:
+                   % (run.assembly, ", ".join(repr(a) for a in ASSEMBLIES)))
+    elif run.forced and run.forced not in CONVERTER_FORMATS:
         invalid = ("oc run: error: argument -i/--input-format: invalid choice: %r "
-                   "(choose from %s)" % (forced, ", ".join(repr(f) for f in
-                                                           CONVERTER_FORMATS)))
+                   "(choose from %s)" % (run.forced, ", ".join(repr(f) for f in CONVERTER_FORMATS)))
     run_annotators: list[str] = []
-    if invalid is None and annotators:
-        names = list(ANNOTATORS) if list(annotators) == ["all"] else list(annotators)
+    if invalid is None and run.annotators:
+        names = list(ANNOTATORS) if list(run.annotators) == ["all"] else list(run.annotators)
         for name in names:
             if name not in ANNOTATORS:
                 invalid = "Invalid module: %s" % name
                 break
         run_annotators = [n for n in names if n in ANNOTATORS]
     if invalid is None:
-        for rtype in reports_opt:
+        for rtype in run.reports:
             if str(rtype) + "reporter" not in REPORTERS:
                 invalid = "Invalid module: %sreporter" % rtype
                 break
-    fault = None
-    if take_fault("job_error"):
-        fault = "job_error"
-    elif take_fault("job_abort"):
-        fault = "job_abort"
-    note_given = "note" in options
-    status = {"status": "Submitted"}
-    info["status"] = status
-    initial_status = None
-    if note_given:
-        initial_status = dict(sorted({
-            "job_dir": job_dir, "id": job_id, "run_name": run_name, "assembly": assembly,
-            "db_path": "", "orig_input_fname": input_names,
-            "orig_input_path": ["%s/%s" % (job_dir, n) for n in input_names],
-            "submission_time": datetime.datetime.now().isoformat(), "viewable": False,
-            "note": note, "status": "Submitted", "reports": [],
-            "open_cravat_version": OPEN_CRAVAT_VERSION, "annotators": annotators,
-            "cc_cohorts_path": "",
-        }.items()))
-    job = Job(job_id, user_dir, job_dir, run_name, files, dict(options, note=note or ""),
-              info, now, now_wall, initial_status, annotators=run_annotators,
-              report_types=[str(r) for r in reports_opt])
-    job.options["forcedinputformat"] = forced or None
-    job.options["assembly"] = assembly
-    server.plan(job, run_args, invalid, fault)
-    with server.lock:
-        server.jobs[user_dir][job_id] = job  # queued: the run happens whatever follows
-    if not note_given:
-        raise HandlerError(MSG_NOTE_MISSING)
-    return _json(info)
+    return invalid, run_annotators
 
 
 @route("/submit/jobs", methods=["GET"])
@@ -1007,12 +1046,7 @@ def get_jobs() -> Response:
 
 def job_info(job: Job | None, job_id: str, username: str | None, now: float) -> dict:
     """websubmit.get_job: the info dict getjobs answers for one id."""
-    info: dict[str, Any] = {
-        "orig_input_fname": "", "assembly": "", "note": "", "db_path": "",
-        "viewable": False, "reports": [], "annotators": "", "annotator_version": "",
-        "open_cravat_version": "", "num_input_var": "", "submission_time": "",
-        "reports_being_generated": [], "id": job_id,
-    }
+    info = _blank_info(job_id)
     status = job.status_json(now) if job is not None else None
     if job is None or status is None:
         info["status"] = "Error"
