@@ -415,3 +415,45 @@ def test_a_refused_refresh_token_falls_back_to_one_password_login(tmp_path, oc_e
         assert fallbacks >= 1 and log.count("logged in to opencga") == 1 + fallbacks
         assert "refreshed the opencga token" not in log
         assert emulator.stats()["by_status"].get("401", 0) == fallbacks  # only the refused refreshes
+
+
+def test_index_by_file_ids_without_a_manifest(tmp_path, oc_env, opencga):
+    assert upload(tmp_path, oc_env, write_vcf(tmp_path)).returncode == 0
+    file_id = read_json(tmp_path / "manifest.json")["files"][0]["id"]
+    done = run_gensvc(["opencga", "index", "--study", STUDY, "--files", file_id, "--options", '{"calculateStats": true}',
+                       "--output", f"receipt={tmp_path / 'receipt.json'}"], oc_env)
+    assert done.returncode == 0, done.stderr
+    assert read_json(tmp_path / "receipt.json")["request"] == {"study": STUDY, "files": [file_id],
+                                                               "options": {"calculateStats": True}}
+    assert poll(tmp_path, oc_env).returncode == 0
+    job = read_json(tmp_path / "status.json")["job"]
+    assert [f["id"] for f in job["input"]] == [file_id] and job["params"]["calculateStats"] is True
+
+
+def test_a_url_that_answers_a_web_page_ends_in_one_line_exit_5(tmp_path, oc_env):
+    import http.server
+    import threading
+
+    class Portal(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = b"<html><head><title>Sign in - Campus portal</title></head><body>login</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**oc_env, "GENSVC_OPENCGA_URL": f"http://127.0.0.1:{server.server_port}/opencga/"}
+        done = run_gensvc(["opencga", "search", "--resource", "projects", "--output", f"results={tmp_path / 'p.tsv'}"],
+                          env)
+    finally:
+        server.shutdown()
+    assert done.returncode == 5
+    [line] = done.stderr.strip().splitlines()
+    assert "Campus portal" in line and "GENSVC_OPENCGA_URL" in line
