@@ -457,3 +457,28 @@ def test_a_url_that_answers_a_web_page_ends_in_one_line_exit_5(tmp_path, oc_env)
     assert done.returncode == 5
     [line] = done.stderr.strip().splitlines()
     assert "Campus portal" in line and "GENSVC_OPENCGA_URL" in line
+
+
+def test_a_catalog_refusal_of_an_index_is_not_sent_again(tmp_path, oc_env, opencga):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a VCF\n")
+    assert upload(tmp_path, oc_env, notes).returncode == 0
+    done = index(tmp_path, oc_env)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "is not a VCF file" in line
+    assert opencga.stats()["by_path"]["/opencga/webservices/rest/v2/operation/variant/index"] == 1
+
+
+def test_a_killed_job_ends_the_poll_with_exit_4(tmp_path, oc_env, opencga):
+    assert upload(tmp_path, oc_env, write_vcf(tmp_path)).returncode == 0
+    assert index(tmp_path, oc_env).returncode == 0
+    job_id = read_json(tmp_path / "receipt.json")["job_id"]
+    base = opencga.url + "webservices/rest/v2/"
+    killed = requests.post(base + f"jobs/{job_id}/kill", params={"study": STUDY},
+                           headers={"Authorization": f"Bearer {login_token(opencga)}"}, timeout=10)
+    assert killed.status_code == 200, killed.text
+    done = poll(tmp_path, oc_env)
+    assert done.returncode == 4
+    [line] = done.stderr.strip().splitlines()
+    assert f"opencga job {job_id} ended ABORTED: Job killed by the user" in line and "killed on request" in line
