@@ -103,3 +103,14 @@ def test_every_package_data_pattern_names_at_least_one_file_of_the_checkout():
         root = REPO / package.replace(".", "/")
         for pattern in patterns:
             assert glob.glob(str(root / pattern)), f"{package}: {pattern} matches no file, so none ships"
+
+
+def test_python_m_gensvc_emulators_without_flask_says_the_same_one_line_and_exits_2():
+    done = run_without_flask("""
+        import runpy
+        sys.argv = ["python -m gensvc.emulators", "bravo", "--port", "0"]
+        runpy.run_module("gensvc.emulators", run_name="__main__", alter_sys=True)
+    """)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("python -m gensvc.emulators: ") and INSTALL_LINE in done.stderr

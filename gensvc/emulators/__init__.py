@@ -10,16 +10,23 @@ shared mistake. Each service module exposes `create_app(config) -> WSGI app` and
 `python -m gensvc.emulators bravo --port 0` (and `gensvc emulate`) serve in the foreground.
 """
 
-from .framework import EmulatorApp, EmulatorConfig, FaultSpecError, load_fault_specs
-from .server import (
-    EMULATORS,
-    RunningEmulator,
-    add_emulate_arguments,
-    build_app,
-    run_from_args,
-    serve_forever,
-    start_emulator,
-)
+# Loaded on first use (PEP 562), so that `python -m gensvc.emulators` can say in one line that
+# Flask is missing: importing this package itself needs neither Flask nor werkzeug.
+_EXPORTS = {
+    "EmulatorApp": "framework", "EmulatorConfig": "framework", "FaultSpecError": "framework",
+    "load_fault_specs": "framework", "EMULATORS": "server", "RunningEmulator": "server",
+    "add_emulate_arguments": "server", "build_app": "server", "run_from_args": "server",
+    "serve_forever": "server", "start_emulator": "server",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
 
 __all__ = [
     "EMULATORS",
