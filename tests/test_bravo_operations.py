@@ -5,7 +5,7 @@ import json
 import pysam
 import pytest
 
-from conftest import read_json, read_tsv, run_gensvc, stats
+from helpers import read_json, read_tsv, run_gensvc, stats
 from gensvc.emulators.bravo_data import reference_bases, variants_in
 
 SEED_REGION = ["--chrom", "chr22", "--start", "16387675", "--end", "16390908"]

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import run_gensvc
+from helpers import run_gensvc
 
 REGION = ["bravo", "region", "--chrom", "22", "--start", "1000", "--end", "1100", "--limit", "10"]
 GENE = ["bravo", "gene", "--name", "LOOP1", "--limit", "10"]

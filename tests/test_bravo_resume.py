@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import BRAVO_TOKEN, add_fault, run_gensvc, stats
+from helpers import BRAVO_TOKEN, add_fault, run_gensvc, stats
 from test_bravo_operations import frequency_input, write_vcf
 from gensvc.core.checkpoint import Checkpoint
 from gensvc.core.disk_sort import sorted_on_disk

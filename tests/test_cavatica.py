@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, add_fault, read_json, read_tsv, run_gensvc, run_snakemake, stats
+from helpers import REPO, add_fault, isolated_env, read_json, read_tsv, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 
 TOKEN = "cavatica-test-token-4b7e1d"
@@ -44,11 +44,8 @@ def cavatica(cavatica_server):
 
 
 def environment(tmp_path, emulator) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return {**clean, "HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "xdg"),
-            "GENSVC_STATE_DIR": str(tmp_path / "state"), "GENSVC_CAVATICA_URL": emulator.url,
-            "GENSVC_CAVATICA_TOKEN": TOKEN, "GENSVC_CAVATICA_BACKOFF": "0.05", "GENSVC_LOG_LEVEL": "DEBUG"}
+    return isolated_env(tmp_path, GENSVC_CAVATICA_URL=emulator.url, GENSVC_CAVATICA_TOKEN=TOKEN,
+                        GENSVC_CAVATICA_BACKOFF="0.05", GENSVC_LOG_LEVEL="DEBUG")
 
 
 @pytest.fixture(scope="module")

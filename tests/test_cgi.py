@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, add_fault, read_json, run_gensvc, run_snakemake, stats
+from helpers import REPO, add_fault, read_json, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 from gensvc.services.cgi import input_key, parse_alterations, parse_biomarkers
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 
 import pytest
 import yaml
 
-from conftest import REPO, read_json, run_gensvc, run_snakemake
+from helpers import REPO, isolated_env, read_json, run_gensvc, run_snakemake
 from test_bravo_operations import frequency_input, write_vcf
 from test_cgi import EMAIL, TOKEN, cgi, cgi_env, cgi_server, mutations, stats  # noqa: F401 (fixtures)
 
@@ -21,9 +20,7 @@ DECLARING = [p for p in SCHEMAS if re.search(r"\b(default|enum):", p.read_text()
 @pytest.fixture
 def plain_env(tmp_path) -> dict:
     """No service settings or secrets of the user's own."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir()
-    return {**clean, "HOME": str(tmp_path / "home"), "GENSVC_STATE_DIR": str(tmp_path / "state")}
+    return isolated_env(tmp_path)
 
 
 def closed_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 
 def sync_docs(root: Path, *args: str) -> subprocess.CompletedProcess:

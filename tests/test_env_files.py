@@ -22,7 +22,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from conftest import REPO
+from helpers import REPO
 
 WRAPPER_ENVS = sorted((REPO / "wrappers").glob("*/*/environment.yaml"))
 OWN_ENVS = sorted((REPO / "envs").glob("*.yaml"))

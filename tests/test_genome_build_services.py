@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import requests
 
-from conftest import read_json, run_gensvc, stats
+from helpers import isolated_env, read_json, run_gensvc, stats
 from gensvc.emulators.server import start_emulator
 
 CGI_EMAIL, CGI_TOKEN = "someone@example.org", "cgi-build-token-31c"
@@ -27,10 +26,7 @@ def write_vcf(tmp_path, meta: str, name: str) -> str:
 
 
 def clean_env(tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return {**env, "HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "xdg"),
-            "GENSVC_STATE_DIR": str(tmp_path / "state"), "GENSVC_LOG_LEVEL": "INFO"}
+    return isolated_env(tmp_path, GENSVC_LOG_LEVEL="INFO")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import run_gensvc
+from helpers import isolated_env, run_gensvc, write_vcf
 
 HTML = "<!DOCTYPE html>\n<html><head><title>Site maintenance</title></head>\n<body><h1>Back soon</h1></body></html>\n"
 KEY = "0" * 64
@@ -90,13 +89,10 @@ BROKEN_JSON = (200, "application/json", '{"status": "Runn')
 
 @pytest.fixture
 def base_env(tmp_path) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir()
     (tmp_path / "tmp").mkdir()
-    return {**clean, "HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"),
-            "GENSVC_STATE_DIR": str(tmp_path / "state"), "GENSVC_CGI_EMAIL": "someone@example.org",
-            "GENSVC_CGI_TOKEN": "cgi-standin-token", "GENSVC_CGI_BACKOFF": "0.05",
-            "GENSVC_OPENCRAVAT_BACKOFF": "0.05"}
+    return isolated_env(tmp_path, TMPDIR=str(tmp_path / "tmp"), GENSVC_CGI_EMAIL="someone@example.org",
+                        GENSVC_CGI_TOKEN="cgi-standin-token", GENSVC_CGI_BACKOFF="0.05",
+                        GENSVC_OPENCRAVAT_BACKOFF="0.05")
 
 
 def write_receipt(path: Path, service: str, base_url: str, job_id: str) -> Path:
@@ -123,9 +119,7 @@ CGI_INFO = {"status": "Running", "metadata": {"id": CGI_JOB, "user": "someone@ex
 
 @pytest.fixture
 def mutations(tmp_path) -> Path:
-    path = tmp_path / "m.vcf"
-    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr7\t140753336\t.\tA\tT\t.\tPASS\t.\n")
-    return path
+    return write_vcf(tmp_path / "m.vcf", "chr7\t140753336\t.\tA\tT\t.\tPASS\t.")
 
 
 def cgi_submit(tmp_path, env, mutations):
@@ -248,9 +242,7 @@ def oc_routes(**overrides) -> dict:
 
 @pytest.fixture
 def oc_input(tmp_path) -> Path:
-    path = tmp_path / "in.vcf"
-    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr1\t1000\t.\tA\tG\t.\t.\t.\n")
-    return path
+    return write_vcf(tmp_path / "in.vcf", "chr1\t1000\t.\tA\tG\t.\t.\t.")
 
 
 def oc_submit(tmp_path, env, oc_input):

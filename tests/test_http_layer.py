@@ -4,13 +4,12 @@ budget per operation step, streamed bodies that stall or break."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import run_gensvc
+from helpers import isolated_env, run_gensvc
 
 BRAVO_TOKEN = "stand-in-token"
 
@@ -88,11 +87,8 @@ def answer_json(handler, body, status=200) -> None:
 
 
 def bravo_env(tmp_path, url, **settings) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return {**clean, "HOME": str(tmp_path / "home"), "GENSVC_STATE_DIR": str(tmp_path / "state"),
-            "GENSVC_BRAVO_URL": url, "GENSVC_BRAVO_TOKEN": BRAVO_TOKEN, "GENSVC_BRAVO_BACKOFF": "0.05",
-            "GENSVC_BRAVO_BACKOFF_MAX": "0.2", **{f"GENSVC_BRAVO_{k.upper()}": str(v) for k, v in settings.items()}}
+    return isolated_env(tmp_path, GENSVC_BRAVO_URL=url, GENSVC_BRAVO_TOKEN=BRAVO_TOKEN, GENSVC_BRAVO_BACKOFF="0.05",
+                        GENSVC_BRAVO_BACKOFF_MAX="0.2", **{f"GENSVC_BRAVO_{k.upper()}": str(v) for k, v in settings.items()})
 
 
 INFO = {"dataset": "stand-in", "api_version": "1.0"}

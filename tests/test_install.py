@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BRAVO_TOKEN, REPO, read_tsv
+from helpers import BRAVO_TOKEN, REPO, read_tsv
 from gensvc.emulators.bravo_data import variants_in
 
 pytestmark = pytest.mark.slow  # pip builds gensvc and installs Snakemake: about a minute

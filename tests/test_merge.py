@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pysam
 import pytest
 
-from conftest import BRAVO_TOKEN, REPO, read_json, run_gensvc
+from helpers import BRAVO_TOKEN, REPO, isolated_env, read_json, run_gensvc
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.cgi_results import Alteration, interpret, normalise
 from gensvc.emulators.opencravat_converter import standardize_pos_ref_alt, trim_vcf_alleles
@@ -123,10 +123,8 @@ def made(tmp_path_factory, bravo_server):
 
 
 def _env(root: Path, extra: dict) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (root / "home").mkdir(exist_ok=True)
-    return {**clean, "HOME": str(root / "home"), "GENSVC_STATE_DIR": str(root / "state"),
-            "GENSVC_BRAVO_BACKOFF": "0.05", "GENSVC_OPENCRAVAT_BACKOFF": "0.05", "GENSVC_CGI_BACKOFF": "0.05", **extra}
+    return isolated_env(root, GENSVC_BRAVO_BACKOFF="0.05", GENSVC_OPENCRAVAT_BACKOFF="0.05",
+                        GENSVC_CGI_BACKOFF="0.05", **extra)
 
 
 def merge(out: Path, inputs: dict, *extra, tbi=True, tsv=True):

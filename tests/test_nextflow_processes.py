@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import REPO, read_tsv
+from helpers import REPO, read_tsv
 from gensvc.emulators.server import start_emulator
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, read_json, read_tsv, run_gensvc, run_snakemake
+from helpers import REPO, read_json, read_tsv, run_gensvc, run_snakemake
 from gensvc.emulators.server import start_emulator
 
 USER, PASSWORD = "analyst", "opencga-test-pass-3f9a"

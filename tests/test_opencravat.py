@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, add_fault, read_json, run_gensvc, run_snakemake, stats
+from helpers import REPO, add_fault, isolated_env, read_json, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 from peers.opencravat_server import start_opencravat
 
@@ -74,10 +74,7 @@ def peer(request) -> Peer:
 
 @pytest.fixture
 def oc_env(tmp_path, peer) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir()
-    return {**clean, "HOME": str(tmp_path / "home"), "GENSVC_STATE_DIR": str(tmp_path / "state"),
-            "GENSVC_OPENCRAVAT_URL": peer.url, "GENSVC_OPENCRAVAT_BACKOFF": "0.05"}
+    return isolated_env(tmp_path, GENSVC_OPENCRAVAT_URL=peer.url, GENSVC_OPENCRAVAT_BACKOFF="0.05")
 
 
 @pytest.fixture
@@ -259,9 +256,7 @@ def emulated(oc_emulator) -> Peer:
 
 @pytest.fixture
 def emu_env(tmp_path, emulated) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    return {**clean, "HOME": str(tmp_path), "GENSVC_STATE_DIR": str(tmp_path / "state"),
-            "GENSVC_OPENCRAVAT_URL": emulated.url, "GENSVC_OPENCRAVAT_BACKOFF": "0.05"}
+    return isolated_env(tmp_path, GENSVC_OPENCRAVAT_URL=emulated.url, GENSVC_OPENCRAVAT_BACKOFF="0.05")
 
 
 def test_transient_errors_while_polling_do_not_fail_the_job(tmp_path, emu_env, vcf, emulated):

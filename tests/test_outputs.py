@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_fault, read_json, run_gensvc, stats
+from helpers import add_fault, read_json, run_gensvc, stats
 from gensvc.emulators.bravo_data import variants_in
 
 REGION = ["bravo", "region", "--chrom", "22", "--start", "30000000", "--end", "30030000"]
@@ -77,8 +77,8 @@ def test_the_second_of_two_outputs_unwritable_still_fails_before_any_request(tmp
 # ---- streams and links --------------------------------------------------------------------
 
 
-def test_a_fifo_output_is_streamed_to_its_reader_and_stays_a_fifo(tmp_path, env, bravo):
-    fifo = tmp_path / "variants.tsv"
+def fifo_with_reader(fifo: Path):
+    """A FIFO at ``fifo`` and a thread reading it to its end into ``received["text"]``."""
     os.mkfifo(fifo)
     received = {}
 
@@ -88,6 +88,11 @@ def test_a_fifo_output_is_streamed_to_its_reader_and_stays_a_fifo(tmp_path, env,
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    return fifo, received, reader
+
+
+def test_a_fifo_output_is_streamed_to_its_reader_and_stays_a_fifo(tmp_path, env, bravo):
+    fifo, received, reader = fifo_with_reader(tmp_path / "variants.tsv")
     log = tmp_path / "region.log"
     done = run_gensvc([*REGION, "--output", f"variants={fifo}", "--log", log], env)
     reader.join(timeout=60)
@@ -100,16 +105,7 @@ def test_a_fifo_output_is_streamed_to_its_reader_and_stays_a_fifo(tmp_path, env,
 
 
 def test_a_fifo_output_of_a_failed_run_gives_its_reader_nothing_but_end_of_file(tmp_path, env, bravo):
-    fifo = tmp_path / "variants.tsv"
-    os.mkfifo(fifo)
-    received = {}
-
-    def read():
-        with open(fifo) as handle:
-            received["text"] = handle.read()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    fifo, received, reader = fifo_with_reader(tmp_path / "variants.tsv")
     add_fault(bravo, path="*/region", kind="status", status=400, body={"error": "invalid query parameters"}, count=5)
     done = run_gensvc([*REGION, "--output", f"variants={fifo}"], env)
     reader.join(timeout=60)

@@ -18,7 +18,7 @@ import tomllib
 from packaging.requirements import Requirement
 
 import gensvc
-from conftest import REPO
+from helpers import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 EMULATOR_ONLY = {"flask", "werkzeug"}

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import BRAVO_TOKEN, read_tsv, run_gensvc
+from helpers import BRAVO_TOKEN, read_tsv, run_gensvc
 from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.server import start_emulator

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import BRAVO_TOKEN, stats
+from helpers import BRAVO_TOKEN, stats
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.server import start_emulator
 
@@ -107,7 +107,7 @@ def test_runs_from_two_working_directories_share_one_budget(tmp_path, env):
 
 
 def test_rate_limit_setting_is_checked(tmp_path, env, bravo):
-    from conftest import run_gensvc
+    from helpers import run_gensvc
 
     done = run_gensvc(["bravo", "info", "--output", f"info={tmp_path / 'i.json'}"], env | {"GENSVC_BRAVO_RATE_LIMIT": "lots"})
     assert done.returncode == 2

@@ -2,7 +2,9 @@
 
 import time
 
-from conftest import add_fault, read_json, read_tsv, run_gensvc, stats
+import pytest
+
+from helpers import add_fault, read_json, read_tsv, run_gensvc, stats
 from gensvc.emulators.bravo_data import variants_in
 
 REGION = ["bravo", "region", "--chrom", "22", "--start", "30000000", "--end", "30030000"]
@@ -111,19 +113,15 @@ def test_slow_answer_past_read_timeout_is_retried(tmp_path, env, bravo):
     assert stats(bravo)["requests"] == pages + 1  # the slow one, then its retry
 
 
-def test_no_retry_on_400(tmp_path, env, bravo):
-    add_fault(bravo, path="*/region", kind="status", status=400, body={"error": "invalid query parameters"}, count=5)
+@pytest.mark.parametrize(("status", "body", "says"), [
+    (400, {"error": "invalid query parameters"}, "invalid query parameters"),  # the service's own words
+    (404, {"error": "not found"}, "GENSVC_BRAVO_URL"),  # most likely a wrong base URL
+], ids=["400", "404"])
+def test_a_400_or_404_is_not_retried_and_exits_2_saying_what_to_fix(tmp_path, env, bravo, status, body, says):
+    add_fault(bravo, path="*/region", kind="status", status=status, body=body, count=5)
     done, _ = region(tmp_path, env)
     assert done.returncode == 2
-    assert "invalid query parameters" in done.stderr
-    assert stats(bravo)["requests"] == 1
-
-
-def test_no_retry_on_404(tmp_path, env, bravo):
-    add_fault(bravo, path="*/region", kind="status", status=404, body={"error": "not found"}, count=5)
-    done, _ = region(tmp_path, env)
-    assert done.returncode == 2
-    assert "GENSVC_BRAVO_URL" in done.stderr
+    assert says in done.stderr
     assert stats(bravo)["requests"] == 1
 
 

@@ -1,6 +1,6 @@
 """Secrets stay secret: not in logs (even at DEBUG), outputs, provenance or error lines."""
 
-from conftest import BRAVO_TOKEN, read_json, run_gensvc, stats
+from helpers import BRAVO_TOKEN, read_json, run_gensvc, stats
 
 
 def all_text(tmp_path) -> str:
@@ -55,7 +55,7 @@ def test_next_links_never_carry_the_token_elsewhere(tmp_path, env, bravo):
 
 
 def test_a_next_link_to_another_host_is_followed_on_the_configured_server_only(tmp_path, env, bravo):
-    from conftest import BRAVO_TOKEN as token, add_fault
+    from helpers import BRAVO_TOKEN as token, add_fault
     from gensvc.emulators.server import start_emulator
 
     with start_emulator("bravo", tokens=[token]) as elsewhere:

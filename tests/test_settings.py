@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import BRAVO_TOKEN, read_json, run_gensvc, stats
+from helpers import BRAVO_TOKEN, read_json, run_gensvc, stats
 
 
 def info(tmp_path, env, *extra):
@@ -19,32 +19,30 @@ def test_token_from_environment(tmp_path, env, bravo):
     assert read_json(out)["api_version"] == "v1"
 
 
+def with_credentials_file(env, path, mode, named=True) -> dict:
+    """``env`` with Bravo's token in a credentials file of ``mode`` at ``path`` instead of its variable;
+    ``named``: GENSVC_CREDENTIALS names the file (else gensvc finds it where it looks by default)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
+    os.chmod(path, mode)
+    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"}
+    return env | {"GENSVC_CREDENTIALS": str(path)} if named else env
+
+
 def test_token_from_credentials_file_with_mode_600(tmp_path, env, bravo):
-    creds = tmp_path / "credentials.yaml"
-    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
-    os.chmod(creds, 0o600)
-    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"} | {"GENSVC_CREDENTIALS": str(creds)}
-    done, out = info(tmp_path, env)
+    done, out = info(tmp_path, with_credentials_file(env, tmp_path / "credentials.yaml", 0o600))
     assert done.returncode == 0, done.stderr
     assert out.exists()
 
 
 def test_default_credentials_file_under_home(tmp_path, env, bravo):
     creds = tmp_path / "home" / ".config" / "gensvc" / "credentials.yaml"
-    creds.parent.mkdir(parents=True)
-    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
-    os.chmod(creds, 0o600)
-    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"}
-    done, _ = info(tmp_path, env)
+    done, _ = info(tmp_path, with_credentials_file(env, creds, 0o600, named=False))
     assert done.returncode == 0, done.stderr
 
 
 def test_credentials_file_readable_by_others_is_refused_before_any_request(tmp_path, env, bravo):
-    creds = tmp_path / "credentials.yaml"
-    creds.write_text(yaml.safe_dump({"bravo": {"token": BRAVO_TOKEN}}))
-    os.chmod(creds, 0o644)
-    env = {k: v for k, v in env.items() if k != "GENSVC_BRAVO_TOKEN"} | {"GENSVC_CREDENTIALS": str(creds)}
-    done, out = info(tmp_path, env)
+    done, out = info(tmp_path, with_credentials_file(env, tmp_path / "credentials.yaml", 0o644))
     assert done.returncode == 2
     assert "chmod 600" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

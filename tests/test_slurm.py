@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from gensvc.emulators.server import start_emulator
 from peers.slurm_cluster import SlurmCluster, cannot_run
 

@@ -9,13 +9,12 @@ the job: it is looked up by its idempotency tag first and sent again only if abs
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 import requests
 
-from conftest import add_fault, read_json, run_gensvc, stats
+from helpers import add_fault, isolated_env, read_json, run_gensvc, stats
 from gensvc.emulators.server import start_emulator
 
 EMAIL, TOKEN = "retry@example.org", "cgi-retry-token-3f9a"
@@ -47,12 +46,9 @@ CASES = [pytest.param(fault, False, extra, id=name) for name, (fault, extra) in 
 
 
 def clean_env(tmp_path, service: str, **settings) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
-    (tmp_path / "home").mkdir(exist_ok=True)
     key = service.upper()
-    return {**env, "HOME": str(tmp_path / "home"), "GENSVC_STATE_DIR": str(tmp_path / "state"),
-            f"GENSVC_{key}_BACKOFF": "0.05", f"GENSVC_{key}_BACKOFF_MAX": "0.2",
-            **{f"GENSVC_{key}_{name}": value for name, value in settings.items()}}
+    return isolated_env(tmp_path, **{f"GENSVC_{key}_BACKOFF": "0.05", f"GENSVC_{key}_BACKOFF_MAX": "0.2"},
+                        **{f"GENSVC_{key}_{name}": value for name, value in settings.items()})
 
 
 def unique_vcf(tmp_path):
@@ -105,28 +101,21 @@ def test_opencravat_submission_is_retried_and_makes_one_job(tmp_path, oc, fault,
     assert posts == (1 if processed else faulted + 1)
 
 
-def test_opencravat_submission_refused_through_every_attempt_exits_5_without_a_job(tmp_path, oc):
-    add_fault(oc, path="/submit/submit", method="POST", kind="status", status=503)
-    before = requests.get(f"{oc.url}submit/jobs", timeout=5).json()
-    done, receipt = oc_submit(tmp_path, oc, unique_vcf(tmp_path), MAX_ATTEMPTS="3")
-    assert done.returncode == 5
-    assert stats(oc)["by_path"]["/submit/submit"] == 3
-    line = done.stderr.strip()
-    assert len(line.splitlines()) == 1 and "503" in line and "3 attempts" in line
-    assert not receipt.exists()
-    assert requests.get(f"{oc.url}submit/jobs", timeout=5).json() == before
-
-
-def test_opencravat_answers_lost_on_every_attempt_spend_one_budget(tmp_path, oc):
+@pytest.mark.parametrize(("status", "says"), [
+    (503, "3 attempts"),  # refused: not taken, sent again up to max_attempts
     # each 502 is followed by a look-up that finds nothing, then a new attempt: at most
     # max_attempts submissions in all, and the line says the last one may have acted
-    add_fault(oc, path="/submit/submit", method="POST", kind="status", status=502)
+    (502, "may have acted"),
+], ids=["refused-every-attempt", "answer-lost-every-attempt"])
+def test_opencravat_submission_failing_on_every_attempt_spends_one_budget_and_exits_5_without_a_job(
+        tmp_path, oc, status, says):
+    add_fault(oc, path="/submit/submit", method="POST", kind="status", status=status)
     before = requests.get(f"{oc.url}submit/jobs", timeout=5).json()
     done, receipt = oc_submit(tmp_path, oc, unique_vcf(tmp_path), MAX_ATTEMPTS="3")
     assert done.returncode == 5
     assert stats(oc)["by_path"]["/submit/submit"] == 3
     line = done.stderr.strip()
-    assert len(line.splitlines()) == 1 and "502" in line and "may have acted" in line
+    assert len(line.splitlines()) == 1 and str(status) in line and says in line
     assert not receipt.exists()
     assert requests.get(f"{oc.url}submit/jobs", timeout=5).json() == before
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, read_tsv, run_gensvc, stats
+from helpers import REPO, read_tsv, run_gensvc, stats
 from gensvc.emulators.server import start_emulator
 
 CGI_EMAIL, CGI_TOKEN = "vcf-inputs@example.org", "vcf-inputs-cgi-token"
@@ -112,26 +111,25 @@ def write_plain_and_gzipped(tmp_path) -> tuple[Path, Path]:
     return plain, packed
 
 
-def test_bravo_frequencies_reads_a_plain_gzip_vcf_as_its_plain_text(tmp_path, all_env, services):
-    plain, packed = write_plain_and_gzipped(tmp_path)
+def tables_from_plain_and_gzipped(tmp_path, env, command: str, table: str) -> list[list[dict]]:
+    """``command``'s table from the same VCF, plain and gzipped (each must exit 0)."""
     tables = []
-    for vcf in (plain, packed):
+    for vcf in write_plain_and_gzipped(tmp_path):
         out = tmp_path / vcf.name.replace(".", "-")
-        done = run_gensvc(operation("bravo frequencies", vcf, out), all_env)
+        done = run_gensvc(operation(command, vcf, out), env)
         assert done.returncode == 0, done.stderr
-        tables.append(read_tsv(out / "t.tsv"))
+        tables.append(read_tsv(out / table))
+    return tables
+
+
+def test_bravo_frequencies_reads_a_plain_gzip_vcf_as_its_plain_text(tmp_path, all_env, services):
+    tables = tables_from_plain_and_gzipped(tmp_path, all_env, "bravo frequencies", "t.tsv")
     assert tables[0] == tables[1]
     assert len(tables[1]) == 4 and any(row["found"] == "true" for row in tables[1])
 
 
 def test_opencravat_annotate_reads_a_plain_gzip_vcf_as_its_plain_text(tmp_path, all_env, services):
-    plain, packed = write_plain_and_gzipped(tmp_path)
-    tables = []
-    for vcf in (plain, packed):
-        out = tmp_path / vcf.name.replace(".", "-")
-        done = run_gensvc(operation("opencravat annotate", vcf, out), all_env)
-        assert done.returncode == 0, done.stderr
-        tables.append(read_tsv(out / "a.tsv"))
+    tables = tables_from_plain_and_gzipped(tmp_path, all_env, "opencravat annotate", "a.tsv")
     assert tables[0] == tables[1] and len(tables[1]) == 4
 
 

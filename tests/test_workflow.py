@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import REPO, read_tsv
+from helpers import REPO, read_tsv
 from emulators.test_shared_gene_model import SAME_CONSEQUENCE
 from gensvc.alleles import minimal
 from gensvc.emulators import bravo_data

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_json, read_tsv, run_gensvc, run_snakemake
+from helpers import REPO, read_json, read_tsv, run_gensvc, run_snakemake
 from test_bravo_operations import frequency_input, write_vcf
 
 WRAPPERS = sorted(p.parent for p in (REPO / "wrappers").glob("*/*/wrapper.py"))
