@@ -48,10 +48,10 @@ SECRETS = {
     "opencravat": ("password", "user"),
     "cgi": ("token", "email"),
     "cavatica": ("token",),
-    "opencga": ("token", "user", "password"),
+    "opencga": ("token", "user", "password", "organization"),  # organization: OpenCGA 5's, for a login
 }
 # credentials that name someone rather than unlock anything: kept, but not masked in logs
-NOT_SECRET = {("opencravat", "user"), ("opencga", "user")}
+NOT_SECRET = {("opencravat", "user"), ("opencga", "user"), ("opencga", "organization")}
 # the services' own variables, honoured like ours
 FOREIGN_ENV = {("cavatica", "token"): "SB_AUTH_TOKEN", ("cavatica", "url"): "SB_API_ENDPOINT"}
 

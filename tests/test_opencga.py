@@ -482,3 +482,15 @@ def test_a_killed_job_ends_the_poll_with_exit_4(tmp_path, oc_env, opencga):
     assert done.returncode == 4
     [line] = done.stderr.strip().splitlines()
     assert f"opencga job {job_id} ended ABORTED: Job killed by the user" in line and "killed on request" in line
+
+
+def test_the_organization_goes_with_the_login(tmp_path, oc_env, opencga):
+    out = ["--output", f"results={tmp_path / 'p.tsv'}"]
+    done = run_gensvc(["opencga", "search", "--resource", "projects", *out],
+                      {**oc_env, "GENSVC_OPENCGA_ORGANIZATION": "gensvc"})
+    assert done.returncode == 0, done.stderr
+    done = run_gensvc(["opencga", "search", "--resource", "projects", *out],
+                      {**oc_env, "GENSVC_OPENCGA_ORGANIZATION": "elsewhere"})
+    assert done.returncode == 3
+    [line] = done.stderr.strip().splitlines()
+    assert "Organization 'elsewhere' not found" in line

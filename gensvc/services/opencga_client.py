@@ -170,6 +170,7 @@ class OpencgaClient(ServiceClient):
         super().__init__(step.session, self.host + API, auth=BearerToken(""))
         creds = step.settings.credentials
         self.user, self.password, self.given = creds.get("user"), creds.get("password"), creds.get("token")
+        self.organization = creds.get("organization")  # OpenCGA 5 servers of several organizations need it
         if not ((self.user and self.password) or self.given):
             raise AuthError("opencga needs a user and password, or a token", where=self.host, hint=AUTH_HINT)
         self.tokens = Tokens.of(self.host, self.user or f"token:{hash(self.given)}")
@@ -188,6 +189,8 @@ class OpencgaClient(ServiceClient):
         return self.tokens.access
 
     def _login(self, body: dict) -> None:
+        if self.organization:
+            body = {**body, "organization": self.organization}
         try:
             response = self.session.post(self.url("login"), json=body)
             ERRORS.check(response)
