@@ -254,7 +254,8 @@ def test_an_outage_is_retried_on_every_path(tmp_path, oc_env, opencga):
                         {"path": "*/operation/variant/index", "kind": "status", "status": 500, "count": 1,
                          "processed": True},
                         {"path": "*/jobs/*/info", "kind": "status", "status": 502, "count": 2},
-                        {"path": "*/analysis/variant/query", "kind": "drop", "count": 1}])
+                        {"path": "*/analysis/variant/query", "kind": "drop", "count": 1},
+                        {"path": "*/analysis/variant/query", "kind": "truncate", "count": 1}])
     assert index(tmp_path, oc_env).returncode == 0
     receipt = read_json(tmp_path / "receipt.json")
     assert [j["id"] for j in jobs_on_server(opencga, receipt["idempotency_key"][:32])] == [receipt["job_id"]]
