@@ -95,3 +95,11 @@ def test_far_apart_sites_are_asked_one_by_one_and_a_dense_stretch_as_one_region(
                                                                          (9_000_000, 9_000_000)]
     dense = list(range(5_000, 6_000, 10))
     assert plan_queries(dense, density=0.1) == [(5_000, 5_990)]
+
+
+def test_no_region_spans_more_than_bravo_allows_even_where_one_page_would_hold_it():
+    # at a density this low one page would cover 10 Mbp; Bravo serves at most MAX_REGION per query
+    wide = [1_000, 1_000 + MAX_REGION // 2, 1_000 + MAX_REGION + 10, 1_000 + MAX_REGION * 2]
+    spans = plan_queries(wide, density=0.0001)
+    assert all(end - start < MAX_REGION for start, end in spans)
+    assert spans == [(wide[0], wide[1]), (wide[2], wide[3])]
