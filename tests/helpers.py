@@ -35,6 +35,16 @@ def write_vcf(path, *records: str, header: str = VCF_HEADER) -> Path:
     return path
 
 
+def send_json(handler, body, status: int = 200) -> None:
+    """Answer an http.server request with ``body`` as JSON (a stand-in server's every answer)."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def stats(emulator) -> dict:
     return requests.get(f"{emulator.root}/_emulator/stats", timeout=5).json()
 

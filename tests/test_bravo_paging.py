@@ -4,14 +4,13 @@ Each stand-in is a plain http.server started by the test, independent of the emu
 it answers every /region or /gene request with a page of records and a next link.
 """
 
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import run_gensvc
+from helpers import run_gensvc, send_json
 
 REGION = ["bravo", "region", "--chrom", "22", "--start", "1000", "--end", "1100", "--limit", "10"]
 GENE = ["bravo", "gene", "--name", "LOOP1", "--limit", "10"]
@@ -44,12 +43,7 @@ class EndlessBravo(BaseHTTPRequestHandler):
             body["gene"] = GENE_EXTENT
         if self.total is not None:
             body["total"] = self.total
-        payload = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, body)
 
     def log_message(self, *args):
         pass

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from helpers import BRAVO_TOKEN, add_fault, run_gensvc, stats
+from helpers import BRAVO_TOKEN, add_fault, run_gensvc, send_json, stats
 from test_bravo_operations import frequency_input, write_vcf
 from gensvc.core.checkpoint import Checkpoint
 from gensvc.core.disk_sort import sorted_on_disk
@@ -221,12 +221,7 @@ class PageNumberBravo(BaseHTTPRequestHandler):
         self._send(200, {"data": records, "format": "json", "next": link})
 
     def _send(self, status, body):
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, body, status)
 
     def log_message(self, *args):
         pass

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import isolated_env, run_gensvc
+from helpers import isolated_env, run_gensvc, send_json
 
 BRAVO_TOKEN = "stand-in-token"
 
@@ -77,15 +77,6 @@ def stand_in():
         server.stop()
 
 
-def answer_json(handler, body, status=200) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
 def bravo_env(tmp_path, url, **settings) -> dict:
     return isolated_env(tmp_path, GENSVC_BRAVO_URL=url, GENSVC_BRAVO_TOKEN=BRAVO_TOKEN, GENSVC_BRAVO_BACKOFF="0.05",
                         GENSVC_BRAVO_BACKOFF_MAX="0.2", **{f"GENSVC_BRAVO_{k.upper()}": str(v) for k, v in settings.items()})
@@ -100,7 +91,7 @@ INFO = {"dataset": "stand-in", "api_version": "1.0"}
 def test_an_answer_slower_than_the_read_timeout_is_retried_then_exits_5(tmp_path, stand_in):
     def slow(handler, n):
         stand_in_server.wait(8)
-        answer_json(handler, INFO)
+        send_json(handler, INFO)
 
     stand_in_server = stand_in(slow)
     out = tmp_path / "info.json"
@@ -129,7 +120,7 @@ def test_an_answer_within_the_read_timeout_after_a_slow_one_succeeds(tmp_path, s
     def slow_once(handler, n):
         if n == 1:
             stand_in_server.wait(8)
-        answer_json(handler, INFO)
+        send_json(handler, INFO)
 
     stand_in_server = stand_in(slow_once)
     out = tmp_path / "info.json"
@@ -176,7 +167,7 @@ def range_start(handler) -> int:
 
 
 def unavailable(handler) -> None:
-    answer_json(handler, {"error": "busy"}, status=503)
+    send_json(handler, {"error": "busy"}, status=503)
 
 
 def test_a_download_from_a_server_that_keeps_failing_stops_after_max_attempts_requests(tmp_path, stand_in):

@@ -1,7 +1,6 @@
 """gensvc.core.client.ServiceClient, the shape of every client, against a stand-in
 http.server on loopback: endpoints by name, credentials per request, errors from the map."""
 
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,6 +11,7 @@ from gensvc.core.client import ServiceClient
 from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.http import ServiceSession
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable
+from helpers import send_json
 
 
 class StandIn(BaseHTTPRequestHandler):
@@ -20,12 +20,7 @@ class StandIn(BaseHTTPRequestHandler):
     def do_GET(self):
         StandIn.seen.append((self.path, self.headers.get("Authorization")))
         status, body = ANSWERS.get(self.path.split("?")[0], (404, {"error": "no such path"}))
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, body, status)
 
     def log_message(self, *args):
         pass
