@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/ratelimit.py
 	$(PY) bench/poll.py
 	$(PY) bench/merge.py
+	$(PY) bench/transfer.py
 
 clean:
 	rm -rf $(VENV) $(OC_VENV) .gensvc .snakemake results .pytest_cache

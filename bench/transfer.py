@@ -10,11 +10,14 @@ gives back a file of about the same size.
 - gensvc: the whole command, from process start to exit (hashing the file, API calls,
   parts, the emulator joining them; download: the final MD5 check and the move).
 - curl, the same transfer: the bench makes the same API calls (upload init, a part URL
-  per part, a report per part, complete; download_info) and curl PUTs the same parts to
-  the same presigned part URLs, one after another on one connection (`-H Expect:`: else
-  curl waits a second per part for a `100 Continue`), and GETs the download URL in one
+  per part, a report per part, complete; download_info) and one curl process PUTs the
+  same parts to the same presigned part URLs, one at a time (`-H Expect:`: else curl
+  waits a second per part for a `100 Continue`), and GETs the download URL in one
   stream. Also curl with `--parallel` streams: what the emulator itself takes.
-- Peak RSS: the gensvc process's own (wait4's ru_maxrss).
+- gensvc's phases, from the times in its DEBUG log: before its first request, up to the
+  last part, after it; and how often its threads met the rate limiter's file lock taken.
+- Peak RSS: the gensvc process's own (wait4's ru_maxrss), beside a `cavatica projects`
+  run's (the floor: interpreter, imports).
 - Resume: gensvc's transfer is SIGKILLed once half the file went through, then run
   again; the bytes that crossed the wire on storage connections over both runs (bodies
   and their HTTP headers), counted by a TCP relay in front of the emulator, minus the
@@ -30,6 +33,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -245,31 +250,31 @@ class Gensvc:
 
     def __init__(self, scratch: Path, url: str):
         self.scratch = scratch
+        self.runs = 0
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
         (scratch / "home").mkdir(exist_ok=True)
         self.env = {**clean, "PYTHONPATH": str(HERE), "HOME": str(scratch / "home"),
                     "XDG_STATE_HOME": str(scratch / "xdg"), "GENSVC_STATE_DIR": str(scratch / "state"),
                     "GENSVC_CAVATICA_URL": url, "GENSVC_CAVATICA_TOKEN": TOKEN,
                     "GENSVC_CAVATICA_RATE_LIMIT": RATE_LIMIT, "GENSVC_CAVATICA_BACKOFF": "0.2",
-                    "GENSVC_LOG_LEVEL": "INFO"}  # INFO: the "resuming ..." line
-        self.log = scratch / "gensvc.log"
+                    # DEBUG: a line per request, with its time, for the phases of each run
+                    "GENSVC_LOG_LEVEL": "DEBUG"}
 
-    def run(self, *args, url: str | None = None, kill_when=None, check: bool = True) -> dict:
+    def run(self, *args, url: str | None = None, kill_when=None) -> dict:
         env = {**self.env, **({"GENSVC_CAVATICA_URL": url} if url else {})}
-        with open(self.log, "a") as log:
-            log.write(f"\n$ gensvc {' '.join(map(str, args))}\n")
-            log.flush()
-            started = time.monotonic()
+        self.runs += 1
+        log_path = self.scratch / f"gensvc-{self.runs}.log"
+        with open(log_path, "w") as log:
+            started, wall = time.monotonic(), time.time()
             # cwd elsewhere: `python -m` puts the working directory before PYTHONPATH
             process = subprocess.Popen([sys.executable, "-m", "gensvc.cli", *map(str, args)], env=env,
                                        cwd=self.scratch, stdout=log, stderr=log)
             result = waited(process, started, kill_when)
-        if check and not result["killed"] and result["rc"] != 0:
-            raise SystemExit(f"gensvc {args[0]} {args[1]} failed (exit {result['rc']}):\n{self.log_tail()}")
-        return result
-
-    def log_tail(self, lines: int = 15) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        text = log_path.read_text(errors="replace")
+        if not result["killed"] and result["rc"] != 0:
+            tail = "\n".join(text.splitlines()[-15:])
+            raise SystemExit(f"gensvc {args[0]} {args[1]} failed (exit {result['rc']}):\n{tail}")
+        return {**result, "log": text, "wall": (wall, wall + result["seconds"])}
 
     def upload(self, path: Path, manifest: Path, part_size: int, parallel: int, **kwargs) -> dict:
         return self.run("cavatica", "upload", "--project", PROJECT, "--input", f"files={path}",
@@ -326,10 +331,11 @@ def curl_upload(api: Api, parts: list[Path], name: str, size: int, part_size: in
         api("POST", f"upload/multipart/{upload_id}/part",
             json={"part_number": number, "response": {"headers": {"ETag": etag}}})
     record = api("POST", f"upload/multipart/{upload_id}/complete")
+    seconds = time.monotonic() - started
     if record.get("size") != size:
         raise SystemExit(f"curl's upload completed as {record.get('size')} bytes, not {size}")
     api("DELETE", f"files/{record['id']}")
-    return {**puts, "puts_seconds": puts["seconds"], "seconds": time.monotonic() - started}
+    return {**puts, "puts_seconds": puts["seconds"], "seconds": seconds}
 
 
 def curl_download(api: Api, file_id: str, size: int, md5: str, part_size: int, scratch: Path,
@@ -349,6 +355,7 @@ def curl_download(api: Api, file_id: str, size: int, md5: str, part_size: int, s
             arguments += [*(["--next", "--silent", "--show-error"] if start else []), *each,
                           "-r", f"{start}-{min(start + part_size, size) - 1}", "-o", str(targets[-1]), url]
     got, lines = run_curl(arguments, scratch, "curl-download")
+    seconds = time.monotonic() - started
     try:
         received = sum(t.stat().st_size for t in targets)
         wanted = "200" if streams == 1 else "206"
@@ -359,7 +366,7 @@ def curl_download(api: Api, file_id: str, size: int, md5: str, part_size: int, s
     finally:
         for target in targets:
             target.unlink(missing_ok=True)
-    return {**got, "get_seconds": got["seconds"], "seconds": time.monotonic() - started}
+    return {**got, "get_seconds": got["seconds"], "seconds": seconds}
 
 
 def read_json(path: Path) -> dict:
@@ -372,6 +379,31 @@ def parts_sent(manifest: Path, key: str) -> int | None:
         return read_json(Path(f"{manifest}.prov.json"))["details"][key]
     except (OSError, KeyError, ValueError):
         return None
+
+
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (\S+): (.*)$")
+
+
+def phases(run: dict, side: str) -> dict:
+    """Where a gensvc run's time went, from its DEBUG log's times: before its first request
+    (start, imports; upload: hashing the file), from there to the last part's answer
+    (upload: its report), after it (upload: complete, the emulator joining the parts;
+    download: the MD5 check, the move); and how often a thread found the shared rate
+    limiter's file lock taken (filelock then sleeps 50 ms before trying again)."""
+    start, end = run["wall"]
+    lines = []
+    for line in run["log"].splitlines():
+        if match := LOG_LINE.match(line):
+            moment = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").timestamp() + int(match[2]) / 1000
+            lines.append((moment, match[3], match[4]))
+    answers = [(moment, text) for moment, name, text in lines if name == "gensvc.http" and " -> " in text]
+    if side == "up":
+        parts = [moment for moment, text in answers if text.startswith("POST ") and re.search(r"/part/? -> ", text)]
+    else:
+        parts = [moment for moment, text in answers if "/storage/" in text]
+    first = min(moment for moment, name, _ in lines if name == "gensvc.http")
+    waits = sum(1 for _, name, text in lines if name == "filelock" and "ratelimit" in text and "not acquired" in text)
+    return {"before": first - start, "parts": max(parts) - first, "after": end - max(parts), "lock_waits": waits}
 
 
 # The measurements.
@@ -410,7 +442,6 @@ def measure(args, scratch: Path) -> dict:
 
         # download: gensvc, then curl on one stream and on `parallel`
         out, down_manifest = scratch / "downloaded.vcf", scratch / "download.json"
-        figures["hash_down"] = None
         figures["down_gensvc"] = gensvc.download(receipt, out, down_manifest, part_size, parallel)
         output = read_json(down_manifest)["files"][0]
         figures["down_size"] = output["size"]
@@ -430,7 +461,7 @@ def measure(args, scratch: Path) -> dict:
             api, relay, "up", size, part_size,
             lambda kill: gensvc.upload(again, scratch / "resume-upload.json", part_size, parallel, url=relay.url,
                                        kill_when=kill),
-            gensvc, scratch / "resume-upload.json", "parts_sent")
+            scratch / "resume-upload.json", "parts_sent")
         resumed = read_json(scratch / "resume-upload.json")["files"][0]
         if resumed["size"] != size or resumed["md5"] != uploaded["md5"]:
             raise SystemExit("the resumed upload does not hold the file")
@@ -445,7 +476,7 @@ def measure(args, scratch: Path) -> dict:
             api, relay, "down", output["size"], part_size,
             lambda kill: gensvc.download(relayed, out2, scratch / "resume-download.json", part_size, parallel,
                                          kill_when=kill),
-            gensvc, scratch / "resume-download.json", "parts_fetched")
+            scratch / "resume-download.json", "parts_fetched")
         if read_json(scratch / "resume-download.json")["files"][0]["md5"] != output["md5"] \
                 or out2.stat().st_size != output["size"]:
             raise SystemExit("the resumed download is not the file")
@@ -457,7 +488,7 @@ def measure(args, scratch: Path) -> dict:
     return figures
 
 
-def resume(api: Api, relay: CountingRelay, direction: str, size: int, part_size: int, transfer, gensvc: Gensvc,
+def resume(api: Api, relay: CountingRelay, direction: str, size: int, part_size: int, transfer,
            manifest: Path, counter: str) -> dict:
     """A transfer SIGKILLed once half the file crossed the relay, then run again to its end."""
     api.reset_stats()
@@ -475,8 +506,7 @@ def resume(api: Api, relay: CountingRelay, direction: str, size: int, part_size:
     second = transfer(None)
     total = crossed()
     requests_made = api.storage_requests()
-    log = gensvc.log.read_text(errors="replace")
-    said = [line for line in log.splitlines() if "resuming" in line]
+    said = [line.split(": ", 1)[-1] for line in second["log"].splitlines() if " INFO " in line and "resuming" in line]
     return {"killed_at": at_kill, "total": total, "resent": total - size, "first": first, "second": second,
             "parts": -(-size // part_size), "second_parts": parts_sent(manifest, counter),
             "storage_requests": sum(requests_made.values()), "resumed_said": said[-1] if said else None}
@@ -507,10 +537,16 @@ def report(f: dict) -> None:
               f"(with the same API calls; curl's own {curl[bytes_key]:.2f} s = "
               f"{rate(moved, curl[bytes_key]):.1f} MiB/s)")
         print(f"  curl, {n} streams           {ceiling[bytes_key]:6.2f} s  "
-              f"{rate(moved, ceiling[bytes_key]):7.1f} MiB/s  (curl's transfer only: the emulator's ceiling)")
+              f"{rate(moved, ceiling[bytes_key]):7.1f} MiB/s  (curl's transfer only: what the emulator takes)")
+        split = phases(ours, side)
         hashed = f["hash_up"] if side == "up" else f["hash_down"]
-        what = "MD5+SHA-256 before the upload" if side == "up" else "the MD5 check after the download"
-        print(f"  of gensvc's time, {what}: {hashed:.2f} s (one pass timed apart)")
+        before = "start, imports, MD5+SHA-256 of the file" if side == "up" else "start, imports"
+        after = "complete: the emulator joins the parts" if side == "up" else "MD5 check, move"
+        print(f"  gensvc's phases: {before} {split['before']:.2f} s | requests to the last part "
+              f"{split['parts']:.2f} s ({rate(moved, split['parts']):.1f} MiB/s) | {after} {split['after']:.2f} s")
+        what = "MD5+SHA-256" if side == "up" else "MD5"
+        print(f"    one {what} pass over the file, timed apart: {hashed:.2f} s; the rate limiter's file lock found "
+              f"taken {split['lock_waits']} times (50 ms sleep each, spread over {n} threads)")
         ratio = ours_rate / curl_rate
         print(f"  rate ratio gensvc / curl:  {ratio:.2f}x        goal >= 1x      {goal(ratio >= 1)}")
         peak = max(ours["peak_mb"], f[f"{side}_resume"]["first"]["peak_mb"], f[f"{side}_resume"]["second"]["peak_mb"])
