@@ -409,7 +409,7 @@ def phases(run: dict, side: str) -> dict:
 # The measurements.
 def measure(args, scratch: Path) -> dict:
     size, part_size, parallel = args.size_mb * MiB, args.part_mb * MiB, args.parallel
-    figures: dict = {"size": size, "part_size": part_size, "parallel": parallel}
+    figures: dict = {"size": size, "part_size": part_size, "parallel": parallel, "load": [os.getloadavg()[0]]}
     vcf = scratch / "bench-transfer.vcf"
     write_vcf(vcf, size)
     figures["hash_up"] = hashing_seconds(vcf, sha256=True)
@@ -485,6 +485,7 @@ def measure(args, scratch: Path) -> dict:
         if relay is not None:
             relay.close()
         emulator.stop()
+    figures["load"].append(os.getloadavg()[0])
     return figures
 
 
@@ -525,6 +526,8 @@ def report(f: dict) -> None:
     size, part, n = f["size"], f["part_size"], f["parallel"]
     print(f"CAVATICA transfer bench: {size / MiB:.0f} MiB file, parts of {part / MiB:.0f} MiB, {n} in parallel; "
           "emulator on loopback in its own process")
+    print(f"  (load average {f['load'][0]:.1f} at the start, {f['load'][1]:.1f} at the end, on {os.cpu_count()} cores: "
+          "every client and the emulator share them)")
     for side, verb in (("up", "upload"), ("down", "download")):
         ours, curl, ceiling = f[f"{side}_gensvc"], f[f"{side}_curl"], f[f"{side}_curl_parallel"]
         moved = size if side == "up" else f["down_size"]
