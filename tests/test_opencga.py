@@ -495,3 +495,12 @@ def test_the_organization_goes_with_the_login(tmp_path, oc_env, opencga):
     assert done.returncode == 3
     [line] = done.stderr.strip().splitlines()
     assert "Organization 'elsewhere' not found" in line
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"service": "cgi", "files": []}', "not json"])
+def test_a_manifest_not_written_by_upload_is_refused_before_anything_is_sent(tmp_path, oc_env, opencga, text):
+    (tmp_path / "manifest.json").write_text(text)
+    done = index(tmp_path, oc_env)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "manifest" in line and opencga.stats()["requests"] == 0

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from gensvc.core import progress
+from gensvc.core.answers import unexpected_shape
 from gensvc.core.files import file_sha256
 from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
@@ -92,6 +93,8 @@ def upload(step, *, study, folder="data", format=None, bioformat=None, parents=T
                                                       headers={"Content-Type": body.content_type}), client.url("upload"))
                 finally:
                     body.close()
+                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                    raise unexpected_shape("opencga", "the uploaded File", record, client.url("upload"))
                 return record
 
             def sent(target=target) -> dict | None:
@@ -118,7 +121,7 @@ def _read_manifest(path: str) -> dict:
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read manifest {path}: {exc}", hint="give the manifest written by opencga upload") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if manifest.get("service") != "opencga" or not isinstance(files, list) or \
+    if not isinstance(files, list) or manifest.get("service") != "opencga" or \
             not all(isinstance(f, dict) and isinstance(f.get("id"), str) for f in files):
         raise UsageError(f"manifest {path} is not one written by opencga upload",
                          hint="give the manifest written by opencga upload, unchanged")
