@@ -325,7 +325,8 @@ def test_a_given_token_is_used_as_it_is_and_a_refused_one_exits_3_masked(tmp_pat
 def test_search_reads_every_page_of_each_resource(tmp_path, oc_env, opencga):
     indexed(tmp_path, oc_env, write_vcf(tmp_path))
     done = run_gensvc(["opencga", "search", "--resource", "samples", "--study", STUDY, "--page-size", "1",
-                       "--filters", '{"id": "NORMAL,TUMOUR"}', "--output", f"results={tmp_path / 's.tsv'}"], oc_env)
+                       "--filters", '{"id": ["NORMAL", "TUMOUR"], "somatic": false}',
+                       "--output", f"results={tmp_path / 's.tsv'}"], oc_env)
     assert done.returncode == 0, done.stderr
     assert sorted(r["id"] for r in read_tsv(tmp_path / "s.tsv")) == ["NORMAL", "TUMOUR"]
     assert opencga.stats()["by_path"]["/opencga/webservices/rest/v2/samples/search"] >= 2

@@ -38,7 +38,10 @@ __all__ = ["ERRORS", "OPERATIONS"]  # the runner builds the session with ERRORS.
 
 
 def _listed(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    """A param's value as OpenCGA reads it: lists comma-joined, booleans true/false."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_listed, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _folder(folder: str) -> str:
