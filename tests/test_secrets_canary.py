@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 
