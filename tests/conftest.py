@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from gensvc.emulators.server import start_emulator
-from helpers import BRAVO_TOKEN, isolated_env
+from helpers import BRAVO_TOKEN, isolated_env, reset_emulator
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +19,7 @@ def bravo_server():
 @pytest.fixture
 def bravo(bravo_server):
     """The Bravo emulator with no faults and zeroed counters."""
-    requests.delete(f"{bravo_server.root}/_emulator/faults", timeout=5).raise_for_status()
-    requests.delete(f"{bravo_server.root}/_emulator/stats", timeout=5).raise_for_status()
+    reset_emulator(bravo_server)
     yield bravo_server
     requests.delete(f"{bravo_server.root}/_emulator/faults", timeout=5)
 

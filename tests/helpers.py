@@ -45,6 +45,12 @@ def send_json(handler, body, status: int = 200) -> None:
     handler.wfile.write(data)
 
 
+def reset_emulator(emulator) -> None:
+    """No faults and zeroed counters (and the service's windows), as before a test."""
+    requests.delete(f"{emulator.root}/_emulator/faults", timeout=5).raise_for_status()
+    requests.delete(f"{emulator.root}/_emulator/stats", timeout=5).raise_for_status()
+
+
 def stats(emulator) -> dict:
     return requests.get(f"{emulator.root}/_emulator/stats", timeout=5).json()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import REPO, add_fault, isolated_env, read_json, read_tsv, run_gensvc, run_snakemake, stats
+from helpers import REPO, add_fault, isolated_env, read_json, read_tsv, reset_emulator, run_gensvc, run_snakemake, stats
 from gensvc.emulators.server import start_emulator
 
 TOKEN = "cavatica-test-token-4b7e1d"
@@ -37,8 +37,7 @@ def cavatica_server():
 
 @pytest.fixture
 def cavatica(cavatica_server):
-    requests.delete(f"{cavatica_server.root}/_emulator/faults", timeout=5).raise_for_status()
-    requests.delete(f"{cavatica_server.root}/_emulator/stats", timeout=5).raise_for_status()
+    reset_emulator(cavatica_server)
     yield cavatica_server
     requests.delete(f"{cavatica_server.root}/_emulator/faults", timeout=5)
 
