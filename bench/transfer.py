@@ -387,8 +387,9 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ (\S+): (.*
 def phases(run: dict, side: str) -> dict:
     """Where a gensvc run's time went, from its DEBUG log's times: before its first request
     (start, imports; upload: hashing the file), from there to the last part's answer
-    (upload: its report), after it (upload: complete, the emulator joining the parts;
-    download: the MD5 check, the move); and how often a thread found the shared rate
+    (upload: its report), after it (upload: complete, the emulator joining the parts, and
+    the runner's SHA-256 of the input for the provenance; download: the MD5 check, the
+    move); and how often a thread found the shared rate
     limiter's file lock taken (filelock then sleeps 50 ms before trying again)."""
     start, end = run["wall"]
     lines = []
@@ -403,7 +404,10 @@ def phases(run: dict, side: str) -> dict:
         parts = [moment for moment, text in answers if "/storage/" in text]
     first = min(moment for moment, name, _ in lines if name == "gensvc.http")
     waits = sum(1 for _, name, text in lines if name == "filelock" and "ratelimit" in text and "not acquired" in text)
-    return {"before": first - start, "parts": max(parts) - first, "after": end - max(parts), "lock_waits": waits}
+    completed = [float(found[1]) for _, text in answers
+                 if (found := re.search(r"/complete -> \d+ in ([\d.]+) s", text))]
+    return {"before": first - start, "parts": max(parts) - first, "after": end - max(parts), "lock_waits": waits,
+            "complete": sum(completed)}
 
 
 # The measurements.
@@ -544,9 +548,11 @@ def report(f: dict) -> None:
         split = phases(ours, side)
         hashed = f["hash_up"] if side == "up" else f["hash_down"]
         before = "start, imports, MD5+SHA-256 of the file" if side == "up" else "start, imports"
-        after = "complete: the emulator joins the parts" if side == "up" else "MD5 check, move"
+        after = (f"of which complete {split['complete']:.2f} s (the emulator joins the parts), the rest the runner's "
+                 "SHA-256 of the input for the provenance, exit" if side == "up" else "the MD5 check, move, exit")
         print(f"  gensvc's phases: {before} {split['before']:.2f} s | requests to the last part "
-              f"{split['parts']:.2f} s ({rate(moved, split['parts']):.1f} MiB/s) | {after} {split['after']:.2f} s")
+              f"{split['parts']:.2f} s ({rate(moved, split['parts']):.1f} MiB/s) | after it {split['after']:.2f} s "
+              f"({after})")
         what = "MD5+SHA-256" if side == "up" else "MD5"
         print(f"    one {what} pass over the file, timed apart: {hashed:.2f} s; the rate limiter's file lock found "
               f"taken {split['lock_waits']} times (50 ms sleep each, spread over {n} threads)")
