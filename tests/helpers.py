@@ -79,6 +79,17 @@ def run_snakemake(workdir, env, *extra, timeout=300) -> subprocess.CompletedProc
     )
 
 
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The most of ``times`` (seconds) that fall within any ``window`` seconds: what a rate limit bounds."""
+    times = sorted(times)
+    best, first = 0, 0
+    for last, t in enumerate(times):
+        while times[first] <= t - window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
 def read_tsv(path) -> list[dict]:
     lines = Path(path).read_text().splitlines()
     header = lines[0].split("\t")

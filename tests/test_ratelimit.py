@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from helpers import BRAVO_TOKEN, stats
+from helpers import BRAVO_TOKEN, most_in_any_window, stats
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.server import start_emulator
 
@@ -18,16 +18,6 @@ LIMIT = 180
 def request_times(log_text: str) -> list[float]:
     stamps = re.findall(r"^(\S+ \S+) DEBUG gensvc.http: GET \S+ headers=", log_text, flags=re.M)
     return [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f").timestamp() for s in stamps]
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, i = 0, 0
-    for j, t in enumerate(times):
-        while times[i] <= t - window:
-            i += 1
-        best = max(best, j - i + 1)
-    return best
 
 
 def region_end_with(count: int, start: int) -> int:

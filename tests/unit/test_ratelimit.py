@@ -9,6 +9,7 @@ import pytest
 
 from gensvc.core.ratelimit import RateLimit, ServerBudget, SharedRateLimiter
 from gensvc.errors import UsageError
+from helpers import most_in_any_window
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -111,15 +112,6 @@ def take_turns(state_dir, starts):
     for _ in range(EACH):
         gate.acquire()
         starts.put(time.time())
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    times, best, first = sorted(times), 0, 0
-    for last, t in enumerate(times):
-        while times[first] <= t - window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 def test_two_processes_sharing_a_state_dir_never_start_more_than_the_limit_in_a_window(tmp_path):
