@@ -2,17 +2,20 @@
 full-jitter backoff, Retry-After and X-RateLimit-Reset, the deadline, and one step's budget."""
 
 import random
+import socket
 import threading
 import time
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.response import HTTPResponse
 
-from gensvc.core.http import DeadlineExceeded, ServiceRetry, ServiceSession
+from gensvc.core.http import DeadlineExceeded, OutcomeUnknown, ServiceRetry, ServiceSession
 from gensvc.errors import ServiceUnavailable
+from helpers import send_json
 
 
 def answer(status: int, **headers) -> HTTPResponse:
@@ -178,3 +181,70 @@ def test_an_attempts_timeouts_are_cut_to_what_is_left_of_the_deadline():
     connect, read = s._attempt_timeout(s.new_retry())
     assert 0 < connect <= 2.0 and 0 < read <= 2.0
     assert session(deadline=3600.0)._attempt_timeout(session(deadline=3600.0).new_retry()) == (10.0, 120.0)
+
+
+# a POST, against a stand-in server on loopback ----------------------------------------------
+
+class Jobs(BaseHTTPRequestHandler):
+    """/jobs answers the statuses queued in ``answers`` first, then 201 to a POST, 200 to a GET."""
+
+    answers: list = []
+    posts = 0
+
+    def do_POST(self):
+        type(self).posts += 1
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status = type(self).answers.pop(0) if type(self).answers else 201
+        send_json(self, {"id": "job-1"} if status == 201 else {"error": "busy"}, status)
+
+    def do_GET(self):
+        status = type(self).answers.pop(0) if type(self).answers else 200
+        send_json(self, {"id": "job-1"} if status == 200 else {"error": "busy"}, status)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def jobs():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jobs)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    Jobs.answers, Jobs.posts = [], 0
+    yield f"http://127.0.0.1:{server.server_port}/jobs"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("refusal", [429, 503])
+def test_a_post_the_server_says_it_did_not_take_is_sent_again(jobs, refusal):
+    Jobs.answers = [refusal, refusal]
+    assert session(max_attempts=4).post(jobs, json={}).status_code == 201
+    assert Jobs.posts == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_post_answered_by_another_5xx_is_not_sent_again_the_outcome_being_unknown(jobs, status):
+    Jobs.answers = [status]
+    with pytest.raises(OutcomeUnknown) as caught:
+        session(max_attempts=4).post(jobs, json={})
+    assert Jobs.posts == 1 and caught.value.response.status_code == status
+
+
+def test_a_post_that_never_reached_a_server_is_sent_again_until_the_attempts_are_spent():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    s = session(max_attempts=3)
+    with pytest.raises(ServiceUnavailable, match="no connection, after 3 attempts"):
+        s.post(f"http://127.0.0.1:{closed}/jobs", json={})
+    assert s.request_count == 3
+
+
+def test_a_get_is_sent_again_after_any_retryable_status_and_not_after_a_404(jobs):
+    Jobs.answers = [502, 500, 504]
+    s = session(max_attempts=4)
+    assert s.get(jobs).status_code == 200
+    assert s.request_count == 4
+    Jobs.answers = [404]
+    assert s.get(jobs).status_code == 404  # the session returns it; the client's error map reads it
+    assert s.request_count == 5
