@@ -163,6 +163,10 @@ def test_merge_and_report_run_as_one_slurm_group_job_and_the_network_steps_on_th
         assert f"localrule {step}:" in first + second, step  # (the first run stops after the cancel)
     assert "Group job finish" in second and "rule merge_annotations:" in second and "rule report_plots:" in second
     assert f"has been submitted with SLURM jobid {on_slurm['jobs'][-1]['id']}" in second
+    # merge's memory and time are its own (300 MB plus its inputs' size, 10 min for inputs this small),
+    # not the profile's defaults (1000 MB, 30 min)
+    merges = [block for block in second.split("rule ")[1:] if block.startswith("merge_annotations:")]
+    assert len(merges) == 2 and all("mem_mb=300," in block and "runtime=10" in block for block in merges), merges
     # the group asked for no more CPUs than the node has (else it would pend for ever)
     shown = cluster.scontrol("show", "job", on_slurm["jobs"][-1]["id"]).stdout
     assert 0 < int(shown.split("NumCPUs=")[1].split()[0]) <= cluster.cpus, shown

@@ -14,15 +14,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
+
+from filelock import FileLock
 
 # the jobstep plugin strips SLURM_* (SLURM_CONF too) before its inner srun, so srun in a job
 # reads the default path: the test's config must be there as well
 DEFAULT_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by gensvc tests/peers/slurm_cluster.py"
 TOOLS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "munged")
+# /etc/slurm/slurm.conf and munged are the host's: one test cluster at a time (other test runs wait)
+HOST_LOCK = "/tmp/gensvc-slurm-test.lock"
 
 
 def missing_tools() -> list[str]:
@@ -53,6 +58,8 @@ class SlurmCluster:
         self.conf = scratch / "slurm.conf"
         self.pids: dict[str, int] = {}
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.ports = (free_port(), free_port())
+        self.lock = FileLock(HOST_LOCK)
 
     # -- configuration ----------------------------------------------------------------------
     def config_text(self) -> str:
@@ -85,15 +92,16 @@ class SlurmCluster:
             f"StateSaveLocation={d}/state",
             f"SlurmctldLogFile={d}/slurmctld.log",
             f"SlurmdLogFile={d}/slurmd.log",
-            "SlurmctldPort=16817",
-            "SlurmdPort=16818",
+            f"SlurmctldPort={self.ports[0]}",
+            f"SlurmdPort={self.ports[1]}",
             f"NodeName=localhost CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
             "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
             "",
         ])
 
     # -- daemons ----------------------------------------------------------------------------
-    def start(self) -> "SlurmCluster":
+    def start(self, wait_for_others: float = 600) -> "SlurmCluster":
+        self.lock.acquire(timeout=wait_for_others)
         for sub in ("spool", "state", "munge"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.config_text())
@@ -159,15 +167,13 @@ class SlurmCluster:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-            until = time.monotonic() + 15
-            while time.monotonic() < until:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.2)
+            if not exited(pid, seconds=15):
+                os.kill(pid, signal.SIGKILL)  # ours, by pid: a controller that cannot save its state hangs
+                exited(pid, seconds=5)
         if DEFAULT_CONF.exists() and MARK in DEFAULT_CONF.read_text():
             DEFAULT_CONF.unlink()
+        if self.lock.is_locked:
+            self.lock.release()
 
     # -- clients ----------------------------------------------------------------------------
     def client(self, name: str, *args: str) -> subprocess.CompletedProcess:
@@ -175,3 +181,23 @@ class SlurmCluster:
 
     def scontrol(self, *args: str) -> subprocess.CompletedProcess:
         return self.client("scontrol", *args)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def exited(pid: int, seconds: float) -> bool:
+    """Whether the process is gone (or a zombie left for init to reap) within `seconds`."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "State:\tZ" in status:
+            return True
+        time.sleep(0.2)
+    return False
