@@ -31,8 +31,10 @@ from gensvc.services.opencravat import oc_allele
 pytestmark = pytest.mark.slow
 
 SECRETS = {"GENSVC_BRAVO_TOKEN": "bravo-demo-token", "GENSVC_CGI_EMAIL": "wf@example.org", "GENSVC_CGI_TOKEN": "cgi-demo-token",
-           "GENSVC_OPENCGA_USER": "demouser", "GENSVC_OPENCGA_PASSWORD": "demouser"}
-EMULATED = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05}, "opencga": {"time_scale": 0.02}}
+           "GENSVC_OPENCGA_USER": "demouser", "GENSVC_OPENCGA_PASSWORD": "demouser",
+           "GENSVC_CAVATICA_TOKEN": "cavatica-demo-token"}
+EMULATED = {"bravo": {}, "opencravat": {"time_scale": 0.5}, "cgi": {"time_scale": 0.05}, "opencga": {"time_scale": 0.02},
+            "cavatica": {"time_scale": 0.02}}
 OPENCGA_RULES = {"opencga_upload": 1, "opencga_index": 1, "opencga_poll": 1, "opencga_query": 1, "opencga_check": 1}
 
 
@@ -55,7 +57,7 @@ class Workflow:
     def command(self, *extra) -> list[str]:
         return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                 "--configfile", str(self.workdir / "config.yaml"), "--directory", str(self.workdir),
-                "--cores", "2", "--resources", "bravo_api=1", "opencravat_api=1", "cgi_api=1", *extra]
+                "--cores", "2", "--resources", "bravo_api=1", "opencravat_api=1", "cgi_api=1", "cavatica_api=1", *extra]
 
     def run(self, *extra, timeout=600) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*extra), env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -286,6 +288,35 @@ def test_the_opencga_branch_is_off_unless_the_config_turns_it_on(tmp_path, emula
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     planned = workflow.planned()
     assert planned and not any(rule.startswith("opencga_") for rule in planned)
+
+
+def test_the_cavatica_branch_merges_the_apps_scores_per_alt_with_its_task_and_app_revision(finished):
+    from gensvc.emulators.cavatica_apps import variant_score
+
+    for sample in ("tumour", "normal"):
+        merged = finished.workdir / "results" / f"{sample}.annotated.vcf.gz"
+        with pysam.VariantFile(str(merged)) as vcf:
+            [source] = [r for r in vcf.header.records if r.key == "gensvcSource" and r.get("ID") == "cavatica"]
+            scored = 0
+            for record in vcf:
+                for index, alt in enumerate(record.alts):
+                    assert record.info["CAV_SCORE"][index] == pytest.approx(
+                        variant_score(record.chrom, str(record.pos), record.ref, alt)), (sample, record.pos, alt)
+                    scored += 1
+        receipt = json.loads((finished.workdir / "results" / "cavatica" / f"{sample}.receipt.json").read_text())
+        assert scored > 20 and source["JobID"].strip('"') == receipt["job_id"]
+        assert "gensvc-demo/apps/vcf-score/1" in source["Versions"]
+
+
+def test_the_cavatica_branch_is_off_unless_the_config_turns_it_on(tmp_path, emulators):
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    del config["services"]["cavatica"]
+    workflow = Workflow(tmp_path, emulators)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = workflow.planned()
+    assert planned and not any(rule.startswith("cavatica_") for rule in planned)
+    on = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["services"]["cavatica"]["enabled"]
+    assert on is False
 
 
 def test_killed_while_polling_then_rerun_submits_nothing_twice(tmp_path, emulators):

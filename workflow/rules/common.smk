@@ -21,7 +21,7 @@ SAMPLES = sorted(config["samples"])
 
 
 # optional branches: off unless the config turns them on
-OFF_BY_DEFAULT = {"opencga"}
+OFF_BY_DEFAULT = {"opencga", "cavatica"}
 
 
 def enabled(service):
@@ -48,6 +48,8 @@ def merge_sources(wildcards):
         sources["opencravat_status"] = f"results/opencravat/{sample}.status.json"
     if enabled("cgi"):
         sources["cgi"] = f"results/cgi/{sample}.alterations.tsv"
+    if enabled("cavatica"):
+        sources["cavatica"] = f"results/cavatica/{sample}.cavatica.vcf"
     return sources
 
 
@@ -85,6 +87,10 @@ SAMPLE_STEPS = [
     "cgi_submit",
     "cgi_poll",
     "cgi_download",
+    "cavatica_upload",
+    "cavatica_run",
+    "cavatica_poll",
+    "cavatica_download",
     "merge_annotations",
     "opencga_upload",
     "opencga_index",
