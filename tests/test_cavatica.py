@@ -401,3 +401,16 @@ def test_the_apps_output_vcf_merges_as_cav_fields_per_alt_with_task_and_app_revi
     header = [l for l in gzip.open(tmp_path / "merged.vcf.gz", "rt") if l.startswith("##gensvcSource=<ID=cavatica")]
     task_id = read_json(tmp_path / "receipt.json")["job_id"]
     assert len(header) == 1 and f'JobID="{task_id}"' in header[0] and f"{APP}/1" in header[0]
+
+
+def test_a_part_the_storage_refuses_ends_the_upload_in_one_line_and_a_rerun_completes_it(tmp_path, env, cavatica):
+    big = big_file(tmp_path)
+    add_fault(cavatica, path="/storage/uploads/*/2", method="PUT", kind="status", status=403, count=1)
+    done = upload(tmp_path, env, big, extra=["--part-size", str(PART), "--parallel", "1"])
+    assert done.returncode == 5
+    line = done.stderr.strip().splitlines()[-1]
+    assert "refused part 2 (HTTP 403" in line and not project_files(cavatica, big.name)
+    done = upload(tmp_path, env, big, extra=["--part-size", str(PART), "--parallel", "1"])
+    assert done.returncode == 0, done.stderr
+    [record] = project_files(cavatica, big.name)
+    assert record["size"] == big.stat().st_size

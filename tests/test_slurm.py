@@ -38,6 +38,7 @@ EMULATED = {
     "opencravat": {"time_scale": 0.5},
     "cgi": {"time_scale": 0.05, "tokens": [CANARY["cgi"]]},
     "opencga": {"time_scale": 0.02},
+    "cavatica": {"time_scale": 0.02},
 }
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
@@ -75,7 +76,8 @@ class Run:
         credentials = workdir / "credentials.yaml"
         credentials.write_text(yaml.safe_dump({"bravo": {"token": CANARY["bravo"]},
                                                "cgi": {"token": CANARY["cgi"], "email": "hpc@example.org"},
-                                               "opencga": {"user": "demouser", "password": "demouser"}}))
+                                               "opencga": {"user": "demouser", "password": "demouser"},
+                                               "cavatica": {"token": "cavatica-demo-token"}}))
         credentials.chmod(0o600)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_", "SLURM_"))}
         self.env = {**clean, "HOME": str(workdir), "XDG_STATE_HOME": str(workdir / "xdg-state"),
