@@ -201,3 +201,20 @@ def test_a_task_that_fails_exits_with_gensvcs_code_and_leaves_no_declared_output
     receipt = next(path for pattern, path in outputs.items() if pattern.endswith(".cgi.receipt.json"))
     assert not receipt.exists()
     assert (work / ".exitcode").read_text() == "2"
+
+
+def test_main_nf_includes_every_module_and_feeds_each_process_what_it_declares():
+    main = (EXAMPLE / "main.nf").read_text()
+    included = dict(re.findall(r"include \{ (\w+)\s*\} from '\./(modules/[\w/]+)'", main))
+    modules = {Process(path).name: path for path in (EXAMPLE / "modules").rglob("main.nf")}
+    assert set(included) == set(modules), (set(included) ^ set(modules))
+    for name, where in included.items():
+        assert EXAMPLE / f"{where}.nf" == modules[name]
+        assert re.search(rf"^\s+{name}\(", main, re.M), f"{name} is included but never called"
+    # the job services go submit -> poll -> report/download, each step fed by the one before
+    for service, fetch in (("OPENCRAVAT", "REPORT"), ("CGI", "DOWNLOAD")):
+        assert f"GENSVC_{service}_POLL(GENSVC_{service}_SUBMIT.out.receipt)" in main
+        assert f"GENSVC_{service}_{fetch}(GENSVC_{service}_SUBMIT.out.receipt.join(GENSVC_{service}_POLL.out.status))" in main
+    merge = Process(EXAMPLE / "modules/gensvc/merge/annotations/main.nf")
+    joined = re.search(r"merge_inputs = samples(.*?)\n\s*GENSVC_MERGE", main, re.S).group(1)
+    assert len(re.findall(r"\.join\(", joined)) == len(merge.inputs) - 1  # vcf, then one join per source
