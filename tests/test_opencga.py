@@ -3,7 +3,6 @@ search by the CLI and by Snakemake; tokens, crashes and faults."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import REPO, read_json, read_tsv, run_gensvc, run_snakemake
+from helpers import REPO, isolated_env, read_json, read_tsv, run_gensvc, run_snakemake
 from gensvc.emulators.server import start_emulator
 
 USER, PASSWORD = "analyst", "opencga-test-pass-3f9a"
@@ -47,12 +46,9 @@ def opencga(opencga_server):
 
 @pytest.fixture
 def oc_env(tmp_path, opencga) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GENSVC_")}
-    (tmp_path / "home").mkdir()
-    return {**clean, "HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "xdg"),
-            "GENSVC_STATE_DIR": str(tmp_path / "state"), "GENSVC_OPENCGA_URL": opencga.url,
-            "GENSVC_OPENCGA_USER": USER, "GENSVC_OPENCGA_PASSWORD": PASSWORD,
-            "GENSVC_OPENCGA_BACKOFF": "0.05", "GENSVC_OPENCGA_BACKOFF_MAX": "0.2"}
+    return isolated_env(tmp_path, GENSVC_OPENCGA_URL=opencga.url, GENSVC_OPENCGA_USER=USER,
+                        GENSVC_OPENCGA_PASSWORD=PASSWORD, GENSVC_OPENCGA_BACKOFF="0.05",
+                        GENSVC_OPENCGA_BACKOFF_MAX="0.2")
 
 
 def write_vcf(tmp_path, text: str = MIXED_VCF, name: str | None = None) -> Path:
