@@ -253,7 +253,7 @@ class Gensvc:
         self.runs = 0
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("GENSVC_", "SB_"))}
         (scratch / "home").mkdir(exist_ok=True)
-        self.env = {**clean, "PYTHONPATH": str(HERE), "HOME": str(scratch / "home"),
+        self.env = {**clean, "PYTHONPATH": str(HERE), "HOME": str(scratch / "home"), "TMPDIR": str(scratch),
                     "XDG_STATE_HOME": str(scratch / "xdg"), "GENSVC_STATE_DIR": str(scratch / "state"),
                     "GENSVC_CAVATICA_URL": url, "GENSVC_CAVATICA_TOKEN": TOKEN,
                     "GENSVC_CAVATICA_RATE_LIMIT": RATE_LIMIT, "GENSVC_CAVATICA_BACKOFF": "0.2",
