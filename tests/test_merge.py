@@ -402,6 +402,7 @@ def test_values_are_escaped_for_vcf_and_kept_as_written_in_the_tsv(made, tmp_pat
 
 def test_every_character_vcf_reserves_or_disallows_is_percent_encoded_and_decoded_back():
     from gensvc.merge import escape, unescape
+    from gensvc.merge.escaping import holds_reserved  # the check of a whole batch of values
 
     disallowed = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))]
     value = "".join(disallowed) + "%:;=, \r" + "é\x7f"
@@ -410,6 +411,8 @@ def test_every_character_vcf_reserves_or_disallows_is_percent_encoded_and_decode
     assert escaped.startswith("%00%01%02") and escaped.endswith("%25%3A%3B%3D%2C%20%0Dé\x7f")
     assert unescape(escaped) == value
     assert escape("plain-value_1.5|x") == "plain-value_1.5|x"
+    assert all(holds_reserved(f"a\tb{c}\nc") for c in [*disallowed, "%", ":", ";", "=", ",", " ", "\r"])
+    assert not holds_reserved("2-10017-A-G\t0.001\t125\nPASS\té\x7f")
 
 
 def test_control_characters_in_a_source_value_are_percent_encoded_in_the_vcf_and_kept_in_the_tsv(made, tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gensvc.core.textfiles import open_text
 from gensvc.errors import UsageError
-from gensvc.merge.escaping import RESERVED, encode, escape, header_value
+from gensvc.merge.escaping import encode, escape, header_value, holds_reserved
 
 log = logging.getLogger("gensvc.merge")
 
@@ -156,7 +156,6 @@ class Source:
     def _row_batches(self):
         """The rows a megabyte of lines at a time: list comprehensions, not a loop per row."""
         pick, keyget, prefixes, cut = self.pick, self.keyget, self.prefixes, self._cut
-        special = RESERVED.search
         number = self.header_lines
         with open_text(self.path) as handle:
             for _ in range(self.header_lines):
@@ -180,7 +179,7 @@ class Source:
                     check = self.type_check
                     for at in [i for i, raw in enumerate(raws) if check(raw) is None]:
                         self._retype(pick(parts[at]))
-                escaped = raws if special(blob) is None else encode(blob).split("\n")
+                escaped = encode(blob).split("\n") if holds_reserved(blob) else raws
                 values = [text.split("\t") for text in escaped]
                 if self.make_fragments:
                     fragments = [";".join(compress(map(add, prefixes, v), v)) for v in values]
