@@ -414,3 +414,36 @@ def test_a_part_the_storage_refuses_ends_the_upload_in_one_line_and_a_rerun_comp
     assert done.returncode == 0, done.stderr
     [record] = project_files(cavatica, big.name)
     assert record["size"] == big.stat().st_size
+
+
+def test_a_download_killed_mid_transfer_resumes_from_the_parts_it_has(tmp_path, env, cavatica):
+    vcf = tmp_path / f"resume{time.monotonic_ns()}.vcf"
+    vcf.write_text(VCF.split("chr7")[0] + "".join(f"chr2\t{5000 + n}\t.\tC\tT\t.\tPASS\t.\n" for n in range(60000)))
+    assert upload(tmp_path, env, vcf).returncode == 0
+    assert run_task(tmp_path, env, {"input_vcf": {"manifest": vcf.name}}, "--input",
+                    f"manifest={tmp_path / 'manifest.json'}").returncode == 0
+    assert poll(tmp_path, env).returncode == 0
+    add_fault(cavatica, path="/storage/files/*", method="GET", kind="delay", seconds=1)
+    command = [sys.executable, "-m", "gensvc.cli", "cavatica", "download", "--input",
+               f"receipt={tmp_path / 'receipt.json'}", "--part-size", str(1024 * 1024), "--parallel", "1",
+               "--output", f"file={tmp_path / 'out' / 'annotated.vcf'}"]
+    client = subprocess.Popen(command, env=env)
+    notes = tmp_path / "state" / "transfers" / "cavatica-download"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                json.loads(p.read_text()).get("done") for p in notes.glob("*.json") if p.stat().st_size):
+            time.sleep(0.05)
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    requests.delete(f"{cavatica.root}/_emulator/faults", timeout=5)
+    assert not (tmp_path / "out" / "annotated.vcf").exists()
+    done = download(tmp_path, env, "--part-size", str(1024 * 1024))
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out" / "annotated.vcf"
+    parts = -(-out.stat().st_size // (1024 * 1024))
+    assert parts >= 3 and read_json(f"{out}.prov.json")["details"]["parts_fetched"] < parts
+    body = [l for l in out.read_text().splitlines() if not l.startswith("#")]
+    assert len(body) == 60000 and all("CAV_SCORE=" in l for l in body)
+    assert not list(notes.glob("*.part"))  # the transfer's bytes moved to the output
