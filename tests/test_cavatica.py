@@ -447,3 +447,14 @@ def test_a_download_killed_mid_transfer_resumes_from_the_parts_it_has(tmp_path, 
     body = [l for l in out.read_text().splitlines() if not l.startswith("#")]
     assert len(body) == 60000 and all("CAV_SCORE=" in l for l in body)
     assert not list(notes.glob("*.part"))  # the transfer's bytes moved to the output
+
+
+def test_a_429_waits_until_the_platforms_reset_and_goes_on(tmp_path):
+    with start_emulator("cavatica", tokens=[TOKEN], rate_limit=(3, 300), time_scale=0.01) as emulator:
+        env = environment(tmp_path, emulator)
+        # our own limiter off, so nothing slows down first: the platform's 429 is met, and waited out
+        runs = [run_gensvc(["cavatica", "projects", "--limit", "1", "--rate-limit", "off",
+                            "--output", f"table={tmp_path / f'p{n}.tsv'}"], env) for n in range(3)]
+        assert [r.returncode for r in runs] == [0, 0, 0], runs[-1].stderr
+        assert "429" in emulator.stats()["by_status"]
+        assert all({r["id"] for r in read_tsv(tmp_path / f"p{n}.tsv")} >= {PROJECT} for n in range(3))
