@@ -21,16 +21,18 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
+import requests
 from filelock import FileLock
 
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
-from gensvc.errors import JobFailed, UnexpectedAnswer, UsageError
+from gensvc.errors import JobFailed, ServiceUnavailable, UnexpectedAnswer, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
 
 log = logging.getLogger("gensvc.cavatica.download")
 
+CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -60,7 +62,8 @@ class TransferState:
         self.notes = directory / f"{key}.json"
         self.lock = FileLock(str(self.notes) + ".lock")
 
-    def done(self, size: int, part_size: int) -> set[int]:
+    def done(self, size: int, part_size: int) -> tuple[set[int], dict[int, int]]:
+        """The parts done, and the bytes already written of parts begun (a rerun asks for the rest)."""
         try:
             notes = json.loads(self.notes.read_text())
         except (FileNotFoundError, ValueError):
@@ -69,11 +72,13 @@ class TransferState:
                 or not self.data.exists() or self.data.stat().st_size != size:
             with open(self.data, "wb") as handle:  # start over: the bytes so far are not this layout's
                 handle.truncate(size)
-            return set()
-        return set(notes.get("done", []))
+            return set(), {}
+        partial = {int(k): int(v) for k, v in (notes.get("partial") or {}).items()}
+        return set(notes.get("done", [])), partial
 
-    def note(self, size: int, part_size: int, done: set[int]) -> None:
-        replace_json(self.notes, {"size": size, "part_size": part_size, "done": sorted(done)}, indent=None)
+    def note(self, size: int, part_size: int, done: set[int], partial: dict[int, int]) -> None:
+        replace_json(self.notes, {"size": size, "part_size": part_size, "done": sorted(done),
+                                  "partial": {str(k): v for k, v in partial.items() if k not in done}}, indent=None)
 
     def forget(self) -> None:
         self.notes.unlink(missing_ok=True)
@@ -110,20 +115,28 @@ class Downloader:
     def _transfer(self, url: str, size: int, state: TransferState, name: str) -> str | None:
         parts = [(n, start, min(start + self.part_size, size) - 1)
                  for n, start in enumerate(range(0, size, self.part_size))]
-        done = state.done(size, self.part_size)
+        done, partial = state.done(size, self.part_size)
         lock, etags = threading.Lock(), []
         todo = [p for p in parts if p[0] not in done]
-        if done:
-            log.info("resuming the download of %s: %d of %d parts already here", name, len(done), len(parts))
+        if done or partial:
+            log.info("resuming the download of %s: %d of %d parts already here, %d begun", name, len(done),
+                     len(parts), len(partial))
+
+        def progress(number: int, written: int) -> None:  # noted as the bytes land: a rerun asks for the rest
+            with lock:
+                partial[number] = written
+                state.note(size, self.part_size, done, partial)
 
         def one(part):
             number, first, last = part
-            etag = self._fetch_part(url, first, last, size, state.data)
+            etag = self._fetch_part(url, first, last, size, state.data, partial.get(number, 0),
+                                    lambda written: progress(number, written))
             with lock:
                 done.add(number)
+                partial.pop(number, None)
                 etags.append(etag)
                 self.parts_fetched += 1
-                state.note(size, self.part_size, done)
+                state.note(size, self.part_size, done, partial)
                 bar.advance()
 
         with report(f"download of {name}", total=len(todo), unit="part") as bar, \
@@ -139,31 +152,53 @@ class Downloader:
             return None
         return etags[0] if etags and len(set(etags)) == 1 else (etags[0] if etags else None)
 
-    def _fetch_part(self, url: str, first: int, last: int, size: int, path: Path) -> str | None:
+    def _fetch_part(self, url: str, first: int, last: int, size: int, path: Path, already: int,
+                    progress) -> str | None:
+        """Bytes ``first``-``last`` into ``path``, from ``first + already`` on, written as they come."""
         where = url.split("?")[0]
-        response = self.storage.get(url, headers={"Range": f"bytes={first}-{last}"})
-        if response.status_code == 200:
-            raise UnexpectedAnswer(f"the storage ignored the Range of bytes {first}-{last} and sent the whole file "
-                                   f"({len(response.content)} bytes); refusing it", where=where,
-                                   hint="the download URL is not a storage that serves parts; report it")
-        if response.status_code != 206:
-            raise UnexpectedAnswer(f"the storage answered HTTP {response.status_code} for bytes {first}-{last}",
-                                   where=where, hint="run the download again: it resumes")
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-        body = response.content
-        if match and int(match[3]) != size:
-            raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
-                                   "refusing the file", where=where, hint="the file changed or is damaged; report it")
-        if not match or (int(match[1]), int(match[2])) != (first, last) or len(body) != last - first + 1:
-            raise UnexpectedAnswer(f"the storage sent {response.headers.get('Content-Range') or 'no range'} "
-                                   f"({len(body)} bytes) for bytes {first}-{last}; refusing it", where=where,
-                                   hint="run the download again")
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.pwrite(fd, body, first)
-        finally:
-            os.close(fd)
-        return (response.headers.get("ETag") or "").strip().strip('"') or None
+        start = first + already
+        if start > last:
+            return None
+        with self.storage.get(url, headers={"Range": f"bytes={start}-{last}"}, stream=True) as response:
+            if response.status_code == 200:
+                raise UnexpectedAnswer(f"the storage ignored the Range of bytes {start}-{last} and sent the whole file "
+                                       f"({response.headers.get('Content-Length', '?')} bytes); refusing it", where=where,
+                                       hint="the download URL is not a storage that serves parts; report it")
+            if response.status_code != 206:
+                raise UnexpectedAnswer(f"the storage answered HTTP {response.status_code} for bytes {start}-{last}",
+                                       where=where, hint="run the download again: it resumes")
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match and int(match[3]) != size:
+                raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
+                                       "refusing the file", where=where, hint="the file changed or is damaged; report it")
+            if not match or (int(match[1]), int(match[2])) != (start, last):
+                raise UnexpectedAnswer(f"the storage sent {response.headers.get('Content-Range') or 'no range'} "
+                                       f"for bytes {start}-{last}; refusing it", where=where, hint="run the download again")
+            written = already
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                for chunk in _chunks(response, where, start, last):
+                    if first + written + len(chunk) > last + 1:
+                        raise UnexpectedAnswer(f"the storage sent more than bytes {start}-{last}; refusing it",
+                                               where=where, hint="run the download again")
+                    os.pwrite(fd, chunk, first + written)
+                    written += len(chunk)
+                    progress(written)
+            finally:
+                os.close(fd)
+            if first + written != last + 1:
+                raise UnexpectedAnswer(f"the storage sent {written - already} of bytes {start}-{last}; refusing it",
+                                       where=where, hint="run the download again: it resumes")
+            return (response.headers.get("ETag") or "").strip().strip('"') or None
+
+
+def _chunks(response, where: str, start: int, last: int):
+    """The body a megabyte at a time; a connection broken mid-body is one line (a rerun resumes)."""
+    try:
+        yield from response.iter_content(CHUNK)
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+        raise ServiceUnavailable(f"the storage's connection broke while sending bytes {start}-{last}", where=where,
+                                 hint="run the download again: it resumes from the bytes it has") from None
 
 
 def _md5(path: Path) -> str:
