@@ -21,9 +21,9 @@ import json
 import logging
 import threading
 import time
-import requests
 
 from gensvc.core import progress
+from gensvc.core.auth import BearerToken  # its token is replaced in place by a refresh
 from gensvc.core.answers import json_body, unexpected_shape
 from gensvc.core.client import ServiceClient
 from gensvc.core.errormap import ErrorMap, Rule
@@ -110,20 +110,6 @@ def token_expiry(token: str) -> tuple[float, float] | None:
         return float(claims.get("iat", 0)), float(claims["exp"])
     except (IndexError, KeyError, TypeError, ValueError):
         return None
-
-
-class BearerToken(requests.auth.AuthBase):
-    """``Authorization: Bearer <token>``; the token may be replaced by a refresh."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerToken(***)"
 
 
 class Tokens:
