@@ -1,5 +1,6 @@
 """docs/architecture.md names the modules as they are: every path it names exists, and every
-module of gensvc/core/, every service and every emulator is named in it."""
+module of gensvc/ (top level, core/, services/, merge/), every service and every emulator is
+named in it."""
 
 import re
 from pathlib import Path
@@ -28,3 +29,12 @@ def test_every_service_and_its_emulator_are_named_in_the_architecture():
         assert f"gensvc/services/{service}.py" in NAMED, service
     for module in EMULATORS.values():
         assert f"`{module.rpartition('.')[2]}.py`" in DOC, module
+
+
+def test_every_module_of_gensvc_its_services_and_merge_is_named_in_the_architecture():
+    top = {f"gensvc/{p.name}" for p in (REPO / "gensvc").glob("*.py") if p.name != "__init__.py"}
+    assert sorted(top - NAMED) == []
+    for folder in ("services", "merge"):
+        for path in (REPO / "gensvc" / folder).glob("*.py"):
+            if path.name != "__init__.py":
+                assert f"{path.name}`" in DOC, f"gensvc/{folder}/{path.name}"
