@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import requests
@@ -26,6 +25,7 @@ from filelock import FileLock
 
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
+from gensvc.core.workers import run_each
 from gensvc.errors import JobFailed, ServiceUnavailable, UnexpectedAnswer, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
@@ -139,15 +139,8 @@ class Downloader:
                 state.note(size, self.part_size, done, partial)
                 bar.advance()
 
-        with report(f"download of {name}", total=len(todo), unit="part") as bar, \
-                ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-            futures = [pool.submit(one, part) for part in todo]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-            for future in futures:
-                if future.done() and not future.cancelled() and future.exception() is not None:
-                    raise future.exception()
+        with report(f"download of {name}", total=len(todo), unit="part") as bar:
+            run_each(one, todo, workers=self.parallel)
         if not parts:  # an empty file: nothing to ask for
             return None
         return etags[0] if etags and len(set(etags)) == 1 else (etags[0] if etags else None)

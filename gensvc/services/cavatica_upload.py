@@ -17,13 +17,13 @@ import json
 import logging
 import os
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from filelock import FileLock
 
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
+from gensvc.core.workers import run_each
 from gensvc.errors import RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.services.cavatica_client import CavaticaClient, destination, platform_error, storage_session
 
@@ -157,14 +157,7 @@ class Uploader:
                 self.sent_parts += 1
                 bar.advance()
 
-        with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-            futures = [pool.submit(one, part) for part in parts]
-            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-            for future in futures:
-                if future.done() and not future.cancelled() and future.exception() is not None:
-                    raise future.exception()
+        run_each(one, parts, workers=self.parallel)
 
     def _send_part(self, path, upload_id, number, start, length) -> None:
         target = self.client.resource("GET", "upload_part_url", "a part's URL", upload_id=upload_id, part=number)
