@@ -44,34 +44,28 @@ def _cell(value) -> str:
     return " ".join(str(value).split())  # no tab or newline breaks a row
 
 
+def _given(**filters) -> dict:
+    """The query filters the caller set: an unset one is left out of the query, not sent empty."""
+    return {key: value for key, value in filters.items() if value}
+
+
 def projects(step, *, name=None, limit=100, offset=0) -> dict:
     client = CavaticaClient(step)
-    query = {"fields": "_all", **({"name": name} if name else {})}
+    query = {"fields": "_all", **_given(name=name)}
     return _write_listing(step, "projects", client.all("projects", query, limit=limit, offset=offset))
 
 
 def apps(step, *, project=None, visibility=None, q=None, limit=100, offset=0) -> dict:
     client = CavaticaClient(step)
-    query = {"fields": "_all"}
-    if project:
-        query["project"] = project
-    if visibility:
-        query["visibility"] = visibility
-    if q:
-        query["q"] = q
+    query = {"fields": "_all", **_given(project=project, visibility=visibility, q=q)}
     return _write_listing(step, "apps", client.all("apps", query, limit=limit, offset=offset))
 
 
 def files(step, *, project=None, parent=None, name=None, metadata=None, tag=None, origin_task=None, fields=None,
           limit=100, offset=0) -> dict:
     client = CavaticaClient(step)
-    query: dict = {**destination(project, parent), "fields": ",".join(fields) if fields else "_all"}
-    if name:
-        query["name"] = name
-    if tag:
-        query["tag"] = tag
-    if origin_task:
-        query["origin.task"] = origin_task
+    query: dict = {**destination(project, parent), "fields": ",".join(fields) if fields else "_all",
+                   **_given(name=name, tag=tag, **{"origin.task": origin_task})}
     for key, value in (metadata or {}).items():
         query[f"metadata.{key}"] = value
     columns = tuple(fields) if fields else None
