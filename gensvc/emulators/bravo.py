@@ -103,14 +103,7 @@ class FixedWindowLimiter:
 
 
 def rate_limit_of(config: EmulatorConfig) -> tuple[int, float]:
-    value = config.extra.get("rate_limit", RATE_LIMIT)
-    if isinstance(value, str):
-        requests_text, _, seconds_text = value.partition("/")
-        value = (int(requests_text), float(seconds_text))
-    limit, seconds = value
-    if int(limit) < 1 or float(seconds) <= 0:
-        raise ValueError(f"bravo rate_limit must be positive (requests, seconds), got {value!r}")
-    return int(limit), float(seconds)
+    return config.rate_limit("bravo", RATE_LIMIT)
 
 
 def _error(message: str, status: int = 400):

@@ -85,17 +85,6 @@ def store() -> CavaticaStore:
     return current_app.extensions["cavatica"]
 
 
-def rate_limit_of(config: EmulatorConfig) -> tuple[int, float]:
-    value = config.extra.get("rate_limit", RATE_LIMIT)
-    if isinstance(value, str):
-        requests_text, _, seconds_text = value.partition("/")
-        value = (int(requests_text), float(seconds_text))
-    limit, seconds = value
-    if int(limit) < 1 or float(seconds) <= 0:
-        raise ValueError(f"cavatica rate_limit must be positive (requests, seconds), got {value!r}")
-    return int(limit), float(seconds)
-
-
 # Hooks, in the order a request meets them.
 def _token() -> str | None:
     token = request.headers.get("X-SBG-Auth-Token")
@@ -262,7 +251,7 @@ def app_raw(owner: str, project: str, name: str, revision: int | None = None):
 
 def create_app(config: EmulatorConfig | None = None) -> Flask:
     config = config or EmulatorConfig()
-    limit, window = rate_limit_of(config)
+    limit, window = config.rate_limit("cavatica", RATE_LIMIT)
     state = CavaticaStore(min_part_size=int(config.extra.get("min_part_size", 5 * 1024 * 1024)))
     state.limiter = RateWindow(limit, config.scaled(window))
     state.url_secret = secrets.token_bytes(32)

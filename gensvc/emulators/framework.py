@@ -94,6 +94,17 @@ class EmulatorConfig:
     def scaled(self, seconds: float) -> float:
         return seconds * self.time_scale
 
+    def rate_limit(self, service: str, default: tuple[int, float]) -> tuple[int, float]:
+        """``extra["rate_limit"]`` as (requests, seconds), given as a pair or as "requests/seconds"."""
+        value = self.extra.get("rate_limit", default)
+        if isinstance(value, str):
+            requests_text, _, seconds_text = value.partition("/")
+            value = (int(requests_text), float(seconds_text))
+        limit, seconds = value
+        if int(limit) < 1 or float(seconds) <= 0:
+            raise ValueError(f"{service} rate_limit must be positive (requests, seconds), got {value!r}")
+        return int(limit), float(seconds)
+
 
 class FaultSpecError(ValueError):
     """A fault object or a --faults value that cannot be used."""
