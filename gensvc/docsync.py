@@ -78,7 +78,8 @@ def meta_text(service: str, operation: str, spec: dict, shared: dict) -> str:
 def file_lines(spec: dict) -> dict:
     required = set(spec.get("required", []))
     return {name: one_line(prop.get("description")) + (" (required)" if name in required else "")
-            for name, prop in spec.get("properties", {}).items()}
+            for name, prop in schema.named_files(spec).items()}
+
 
 
 def param_line(service: str, name: str, prop: dict, params: dict) -> str:
@@ -183,7 +184,7 @@ def readme_table(specs: dict) -> str:
 
 
 def files_cell(spec: dict) -> str:
-    names = list(spec.get("properties", {}))
+    names = list(schema.named_files(spec))
     required = [n for n in names if n in spec.get("required", [])]
     optional = [n for n in names if n not in required]
     if not names:

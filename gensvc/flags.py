@@ -85,7 +85,7 @@ def _files_text(spec: dict) -> str:
     required = set(spec.get("required", []))
     width, column = _help_width() - 2, 22
     rows = []
-    for name, file_spec in spec["properties"].items():
+    for name, file_spec in schema.named_files(spec).items():
         label = f"{name}{' (required)' if name in required else ''}"
         text = (file_spec.get("description") or "").strip()
         lead = label.ljust(column) if len(label) < column - 1 else label + "\n" + " " * column

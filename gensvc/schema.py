@@ -58,6 +58,12 @@ def operations() -> list[tuple[str, str, str]]:
     return found
 
 
+def named_files(spec: dict) -> dict:
+    """The files by name, then those a name pattern allows, under the pattern's ``x-name``."""
+    patterned = {prop["x-name"]: prop for prop in (spec.get("patternProperties") or {}).values() if "x-name" in prop}
+    return {**spec.get("properties", {}), **patterned}
+
+
 def validate(service: str, operation: str, call: dict) -> None:
     """Refuse a call that does not match its schema, naming every problem."""
     schema = load(service, operation)

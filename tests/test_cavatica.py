@@ -458,3 +458,60 @@ def test_a_429_waits_until_the_platforms_reset_and_goes_on(tmp_path):
         assert [r.returncode for r in runs] == [0, 0, 0], runs[-1].stderr
         assert "429" in emulator.stats()["by_status"]
         assert all({r["id"] for r in read_tsv(tmp_path / f"p{n}.tsv")} >= {PROJECT} for n in range(3))
+
+
+def split_task(tmp_path, env):
+    """A finished vcf-split task over two VCFs: its output chromosome_vcfs lists four files."""
+    first, second = sample_vcf(tmp_path, "one.vcf"), sample_vcf(tmp_path, "two.vcf")
+    assert upload(tmp_path, env, first, second).returncode == 0
+    assert run_task(tmp_path, env, {"input_vcfs": {"manifest": True}}, "--input",
+                    f"manifest={tmp_path / 'manifest.json'}", app="gensvc-demo/apps/vcf-split").returncode == 0
+    assert poll(tmp_path, env).returncode == 0
+
+
+def test_a_list_output_downloads_into_one_named_output_per_element(tmp_path, env, cavatica):
+    split_task(tmp_path, env)
+    out = tmp_path / "parts"
+    done = run_gensvc(["cavatica", "download", "--input", f"receipt={tmp_path / 'receipt.json'}",
+                       "--output-id", "chromosome_vcfs", "--output", f"manifest={tmp_path / 'dl.json'}",
+                       *[a for n in range(4) for a in ("--output", f"chromosome_vcfs_{n}={out / f'{n}.vcf'}")]], env)
+    assert done.returncode == 0, done.stderr
+    entries = read_json(tmp_path / "dl.json")["files"]
+    assert [(e["output"], e["index"], e["name"]) for e in entries] == [
+        ("chromosome_vcfs_0", 0, "one.chr7.vcf"), ("chromosome_vcfs_1", 1, "one.chr12.vcf"),
+        ("chromosome_vcfs_2", 2, "two.chr7.vcf"), ("chromosome_vcfs_3", 3, "two.chr12.vcf")]
+    for n, (stem, chrom, pos) in enumerate([("one", "chr7", "140753336"), ("one", "chr12", "25245350"),
+                                            ("two", "chr7", "140753336"), ("two", "chr12", "25245350")]):
+        lines = (out / f"{n}.vcf").read_text().splitlines()
+        assert f"##run={stem}" in lines and lines[-2].startswith("#CHROM")
+        assert lines[-1].split("\t")[:2] == [chrom, pos]
+        assert entries[n]["size"] == (out / f"{n}.vcf").stat().st_size
+
+
+def test_a_list_output_named_without_output_id_is_found_by_the_names_prefix(tmp_path, env, cavatica):
+    split_task(tmp_path, env)
+    out = tmp_path / "parts"
+    done = run_gensvc(["cavatica", "download", "--input", f"receipt={tmp_path / 'receipt.json'}",
+                       *[a for n in range(4) for a in ("--output", f"chromosome_vcfs_{n}={out / f'{n}.vcf'}")]], env)
+    assert done.returncode == 0, done.stderr
+    assert "two.chr12.vcf" not in (out / "3.vcf").read_text() and "25245350" in (out / "3.vcf").read_text()
+
+
+def test_naming_fewer_outputs_than_the_list_has_elements_is_one_line_exit_2_naming_them(tmp_path, env, cavatica):
+    split_task(tmp_path, env)
+    out = tmp_path / "parts"
+    done = run_gensvc(["cavatica", "download", "--input", f"receipt={tmp_path / 'receipt.json'}",
+                       "--output-id", "chromosome_vcfs", "--output", f"chromosome_vcfs_0={out / '0.vcf'}",
+                       "--output", f"chromosome_vcfs_1={out / '1.vcf'}"], env)
+    assert done.returncode == 2
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("gensvc cavatica download:") and all(name in line for name in ("one.chr7.vcf", "one.chr12.vcf", "two.chr7.vcf", "two.chr12.vcf"))
+    assert "chromosome_vcfs_2" in line and "Traceback" not in done.stderr
+    assert not out.exists() or not any(out.iterdir())
+    assert not any(p.startswith("/storage/files/") for p in stats(cavatica)["by_path"])
+
+
+def test_a_list_output_into_the_single_file_output_is_refused_naming_its_elements(tmp_path, env, cavatica):
+    split_task(tmp_path, env)
+    done = download(tmp_path, env, "--output-id", "chromosome_vcfs")
+    assert done.returncode == 2 and "two.chr12.vcf" in done.stderr and "chromosome_vcfs_0" in done.stderr

@@ -7,6 +7,9 @@ come back as 206 with the Content-Range asked for and the file's size as the pla
 record has it; a server that ignores Range, or serves another size, is refused (the
 official client silently writes a wrong file). When the storage's ETag is an MD5, the
 whole file is checked against it. Only then does the file move to its output.
+
+An output that is a list of files goes into outputs named ``<output_id>_<index>`` (index
+from 0, in the task's order), one per element: every element named, or nothing is fetched.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ log = logging.getLogger("gensvc.cavatica.download")
 CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+_ELEMENT = re.compile(r"^(.+)_([0-9]+)$")  # <output_id>_<index>: one element of a list output
 
 
-def output_files(task: dict, output_id: str | None) -> list[tuple[str, str]]:
-    """(output id, file id) of every file among the task's outputs, or of one output."""
+def output_files(task: dict, output_id: str | None) -> list[tuple[str, str, str]]:
+    """(output id, file id, file name) of every file among the task's outputs, or of one output."""
     outputs = task.get("outputs") or {}
     if output_id is not None and output_id not in outputs:
         raise UsageError(f"task {task.get('id')} has no output {output_id!r}",
@@ -48,7 +52,7 @@ def output_files(task: dict, output_id: str | None) -> list[tuple[str, str]]:
     for name, value in sorted(chosen.items()):
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict) and str(item.get("class", "")).lower() == "file" and item.get("path"):
-                found.append((name, str(item["path"])))
+                found.append((name, str(item["path"]), str(item.get("name") or item["path"])))
     return found
 
 
@@ -203,6 +207,13 @@ def _md5(path: Path) -> str:
 
 
 def download(step, *, output_id=None, part_size=8 << 20, parallel=4) -> dict:
+    elements = _element_outputs(step)  # checked before anything is sent
+    if output_id is None and elements:
+        prefixes = sorted({prefix for prefix, _ in elements.values()})
+        if len(prefixes) > 1:
+            raise UsageError(f"outputs {', '.join(sorted(elements))} name elements of {len(prefixes)} list outputs "
+                             f"({', '.join(prefixes)})", hint="download one list output per call, or give output_id")
+        output_id = prefixes[0]
     receipt = read_receipt(step.input["receipt"], "cavatica")
     client = CavaticaClient(step, receipt["base_url"])
     task_id = receipt["job_id"]
@@ -215,19 +226,64 @@ def download(step, *, output_id=None, part_size=8 << 20, parallel=4) -> dict:
         raise UsageError(f"cavatica task {task_id} is {status}, not COMPLETED", where=client.url("task", task_id=task_id),
                          hint="wait for it with cavatica poll, then download")
     chosen = output_files(task, output_id)
-    targets = _targets(step, chosen, client)
+    targets = _list_targets(step, task, output_id, chosen, elements) if elements else _targets(step, chosen)
     downloader = Downloader(step, client, part_size=part_size, parallel=parallel)
-    entries = [{"output": out, **downloader.fetch(file_id, targets[file_id])} for out, file_id in chosen]
+    entries = [{**target, **downloader.fetch(target["id"], target["path"])} for target in targets]
     if "manifest" in step.output:
         replace_json(step.output["manifest"], {"service": "cavatica", "task_id": task_id, "files": entries})
     return {"job_id": task_id, "task_id": task_id, "files": len(entries), "parts_fetched": downloader.parts_fetched,
             "versions": {"cavatica_app": task.get("app")}}
 
 
-def _targets(step, chosen: list[tuple[str, str]], client) -> dict[str, str]:
+def _element_outputs(step) -> dict[str, tuple[str, int]]:
+    """The outputs named ``<output_id>_<index>``: name -> (output id, index)."""
+    found = {}
+    for name in step.output:
+        match = _ELEMENT.match(name)
+        if match and name not in ("file", "manifest"):
+            found[name] = (match[1], int(match[2]))
+    if found and "file" in step.output:
+        raise UsageError(f"output file and outputs {', '.join(sorted(found))} were both given",
+                         hint="give file for an output of one file, or <output_id>_<index> per element of a list")
+    if not found and "file" not in step.output:
+        raise UsageError("cavatica download needs an output for the files: file, or <output_id>_<index> per element",
+                         hint="e.g. --output file=out.vcf, or --output chromosome_vcfs_0=a.vcf ...")
+    return found
+
+
+def _list_targets(step, task: dict, output_id: str, chosen: list[tuple[str, str, str]],
+                  elements: dict[str, tuple[str, int]]) -> list[dict]:
+    """One target per element of the list output, each named ``<output_id>_<index>``; all named, none extra."""
+    others = sorted(name for name, (prefix, _) in elements.items() if prefix != output_id)
+    if others:
+        raise UsageError(f"outputs {', '.join(others)} do not name elements of output {output_id}",
+                         hint=f"name them {output_id}_<index>")
+    value = (task.get("outputs") or {}).get(output_id)
+    listed = ", ".join(f"{output_id}_{n}={name}" for n, (_, _, name) in enumerate(chosen)) or "no files"
+    if not isinstance(value, list):
+        raise UsageError(f"output {output_id} of task {task.get('id')} is one file, not a list ({listed})",
+                         hint="give it as --output file=PATH")
+    by_index = {index: name for name, (_, index) in elements.items()}
+    if sorted(by_index) != list(range(len(chosen))) or len(by_index) != len(elements):
+        missing = [f"{output_id}_{n}" for n in range(len(chosen)) if n not in by_index]
+        extra = sorted(name for name, (_, index) in elements.items() if index >= len(chosen))
+        said = "; ".join(filter(None, [missing and f"not named: {', '.join(missing)}",
+                                       extra and f"no such element: {', '.join(extra)}"]))
+        raise UsageError(f"output {output_id} of task {task.get('id')} is a list of {len(chosen)} files ({listed}), "
+                         f"but {len(elements)} outputs were named ({said})",
+                         hint=f"name one output per element, {output_id}_0 to {output_id}_{len(chosen) - 1}")
+    return [{"output": by_index[n], "output_id": output_id, "index": n, "id": file_id, "path": step.output[by_index[n]]}
+            for n, (_, file_id, _) in enumerate(chosen)]
+
+
+def _targets(step, chosen: list[tuple[str, str, str]]) -> list[dict]:
     """The output path of the one file chosen."""
     if len(chosen) != 1:
-        names = ", ".join(sorted({out for out, _ in chosen})) or "none"
+        names = ", ".join(sorted({out for out, _, _ in chosen})) or "none"
+        listed = ", ".join(f"{out}_{n}={name}" for n, (out, _, name) in enumerate(chosen))
+        hint = (f"a list output goes into one output per element: {listed}" if len({out for out, _, _ in chosen}) == 1
+                else "give output_id naming an output that holds one file")
         raise UsageError(f"output file takes exactly one of the task's output files, but {len(chosen)} were chosen "
-                         f"(outputs: {names})", hint="give output_id naming an output that holds one file")
-    return {chosen[0][1]: step.output["file"]}
+                         f"(outputs: {names})", hint=hint)
+    out, file_id, _ = chosen[0]
+    return [{"output": out, "id": file_id, "path": step.output["file"]}]
