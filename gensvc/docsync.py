@@ -81,7 +81,6 @@ def file_lines(spec: dict) -> dict:
             for name, prop in schema.named_files(spec).items()}
 
 
-
 def param_line(service: str, name: str, prop: dict, params: dict) -> str:
     text = one_line(prop.get("description")).replace("<SERVICE>", service.upper()).rstrip(".")
     extra = []
