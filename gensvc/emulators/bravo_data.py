@@ -70,14 +70,7 @@ class Gene(NamedTuple):
     other_names: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "id": self.id,
-            "chrom": self.chrom,
-            "start": self.start,
-            "stop": self.stop,
-            "strand": self.strand,
-        }
+        return _fields(self, ("name", "id", "chrom", "start", "stop", "strand"))
 
 
 # hg38 (Ensembl) coordinates. ABCD1P4 is the seed's; NF1 is longer than 250 kb, so
@@ -121,19 +114,14 @@ class VariantRow(NamedTuple):
     filter: str
     variant_id: str
 
-    def to_json(self) -> dict:
-        return {
-            "allele_count": self.allele_count,
-            "allele_freq": self.allele_freq,
-            "allele_num": self.allele_num,
-            "alt": self.alt,
-            "chrom": self.chrom,
-            "filter": self.filter,
-            "pos": self.pos,
-            "ref": self.ref,
-            "site_quality": self.site_quality,
-            "variant_id": self.variant_id,
-        }
+    def to_json(self) -> dict:  # keys sorted, as the server sends them
+        return _fields(self, ("allele_count", "allele_freq", "allele_num", "alt", "chrom", "filter", "pos",
+                              "ref", "site_quality", "variant_id"))
+
+
+def _fields(record, names: tuple[str, ...]) -> dict:
+    """The record's wire form: these of its fields, in this order."""
+    return {name: getattr(record, name) for name in names}
 
 
 def normalise_chrom(chrom: str) -> str | None:
