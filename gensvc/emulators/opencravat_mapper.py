@@ -26,27 +26,33 @@ MAPPER_COLUMNS = ("coding", "hugo", "transcript", "so", "exonno", "cchange", "ac
                   "all_mappings", "gposend")
 
 
+def _cdna_change(cpos: int, ref: str, alt: str) -> str:
+    """HGVS c. notation of a variant at cDNA position ``cpos`` (bases as read on the gene's strand)."""
+    if ref == "-":
+        return "c.%d_%dins%s" % (cpos, cpos + 1, alt)
+    if alt == "-":
+        return "c.%ddel" % cpos if len(ref) == 1 else "c.%d_%ddel" % (cpos, cpos + len(ref) - 1)
+    if len(ref) == 1 and len(alt) == 1:
+        return "c.%d%s>%s" % (cpos, ref, alt)
+    return "c.%d_%ddelins%s" % (cpos, cpos + len(ref) - 1, alt)
+
+
 def _classify(pos: int, ref: str, alt: str) -> tuple[str, str, str]:
     aa = pos % 1000 + 1
-    cpos = pos % 3000 + 1
+    cchange = _cdna_change(pos % 3000 + 1, ref, alt)
     if ref == "-":
-        cchange = "c.%d_%dins%s" % (cpos, cpos + 1, alt)
         if len(alt) % 3 == 0:
             return ("inframe_insertion",
                     "p.Ala%d_Gly%dins%s" % (aa, aa + 1, "Xaa" * (len(alt) // 3)), cchange)
         return "frameshift_elongation", "p.Ala%dfs" % aa, cchange
     if alt == "-":
-        cchange = ("c.%ddel" % cpos if len(ref) == 1
-                   else "c.%d_%ddel" % (cpos, cpos + len(ref) - 1))
         if len(ref) % 3 == 0:
             return "inframe_deletion", "p.Ala%ddel" % aa, cchange
         return "frameshift_truncation", "p.Ala%dfs" % aa, cchange
     if len(ref) == 1 and len(alt) == 1:
-        cchange = "c.%d%s>%s" % (cpos, ref, alt)
         if pos % 3 == 0:
             return "synonymous_variant", "p.Ala%d=" % aa, cchange
         return "missense_variant", "p.Ala%dVal" % aa, cchange
-    cchange = "c.%d_%ddelins%s" % (cpos, cpos + len(ref) - 1, alt)
     return ("complex_substitution",
             "p.Ala%ddelins%s" % (aa, "Val" * max(1, len(alt) // 3)), cchange)
 
@@ -102,27 +108,23 @@ def _classify_in_gene(gene: ModelGene, pos: int, ref: str, alt: str) -> tuple[st
     ref_aa = AMINO[aa % 20]
     ref_s, alt_s = _strand_bases(ref, gene.strand), _strand_bases(alt, gene.strand)
     here = THREE_LETTER[ref_aa] + str(aa)
+    cchange = _cdna_change(cpos, ref_s, alt_s)
     if ref == "-":
-        cchange = "c.%d_%dins%s" % (cpos, cpos + 1, alt_s)
         if len(alt) % 3 == 0:
             return ("inframe_insertion", "p.%s_%s%dins%s" % (
                 here, THREE_LETTER[AMINO[(aa + 1) % 20]], aa + 1, "Xaa" * (len(alt) // 3)), cchange)
         return "frameshift_elongation", "p.%sfs" % here, cchange
     if alt == "-":
-        cchange = ("c.%ddel" % cpos if len(ref) == 1
-                   else "c.%d_%ddel" % (cpos, cpos + len(ref) - 1))
         if len(ref) % 3 == 0:
             return "inframe_deletion", "p.%sdel" % here, cchange
         return "frameshift_truncation", "p.%sfs" % here, cchange
     if len(ref) == 1 and len(alt) == 1:
-        cchange = "c.%d%s>%s" % (cpos, ref_s, alt_s)
         if codon_base == 3:
             return "synonymous_variant", "p.%s=" % here, cchange
         if codon_base == 1 and alt_s == "T":
             return "stop_gained", "p.%sTer" % here, cchange
         alt_aa = AMINO[(aa % 20 + 1 + "ACGT".index(alt_s)) % 20]
         return "missense_variant", "p.%s%s" % (here, THREE_LETTER[alt_aa]), cchange
-    cchange = "c.%d_%ddelins%s" % (cpos, cpos + len(ref) - 1, alt_s)
     return "complex_substitution", "p.%sdelins%s" % (here, "Val" * max(1, len(alt) // 3)), cchange
 
 
