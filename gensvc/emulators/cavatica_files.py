@@ -35,6 +35,7 @@ from flask import Blueprint, Response, current_app, request
 
 from .cavatica_store import CavaticaStore, FileRecord, StoreError, Upload, platform_time
 from .cavatica_wire import (
+    bulk_get_response,
     file_json,
     general_error,
     json_body,
@@ -210,18 +211,7 @@ def download_info(file_id: str):
 
 @files_api.route("/bulk/files/get", methods=["POST"])
 def bulk_get_files():
-    ids = json_object_body().get("file_ids")
-    if not isinstance(ids, list):
-        raise general_error(400, "Bad request: file_ids must be a list.")
-    items = []
-    with store().lock:
-        for file_id in ids:
-            try:
-                items.append({"resource": file_json(store().file(str(file_id)))})
-            except StoreError as error:
-                items.append({"error": {"status": error.status, "code": error.code,
-                                        "message": error.message}})
-    return json_response({"items": items})
+    return bulk_get_response("file_ids", store().file, file_json, store().lock)
 
 
 # Multipart upload.

@@ -31,6 +31,7 @@ from flask import Blueprint, Response, current_app, g, request
 from . import cavatica_apps
 from .cavatica_store import CavaticaStore, StoreError, Task, platform_time
 from .cavatica_wire import (
+    bulk_get_response,
     api_url,
     general_error,
     json_object_body,
@@ -279,15 +280,4 @@ def execution_details(task_id: str):
 
 @tasks_api.route("/bulk/tasks/get", methods=["POST"])
 def bulk_get_tasks():
-    ids = json_object_body().get("task_ids")
-    if not isinstance(ids, list):
-        raise general_error(400, "Bad request: task_ids must be a list.")
-    items = []
-    with store().lock:
-        for task_id in ids:
-            try:
-                items.append({"resource": task_json(store().task(str(task_id)))})
-            except StoreError as error:
-                items.append({"error": {"status": error.status, "code": error.code,
-                                        "message": error.message}})
-    return json_response({"items": items})
+    return bulk_get_response("task_ids", store().task, task_json, store().lock)
