@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 
 from .cavatica_store import FileRecord, Project, StoreError, User, platform_time
+from .framework import int_query_arg
 
 BASE_PATH = "/v2"
 STORAGE_PATH = "/storage"
@@ -95,6 +96,23 @@ def json_object_body() -> dict:
     return body
 
 
+def bulk_get_response(ids_key: str, lookup: Callable[[str], Any], to_json: Callable[[Any], dict],
+                      lock) -> Response:
+    """``POST /bulk/<kind>/get``: one item per id asked for, its resource or its error, in order."""
+    ids = json_object_body().get(ids_key)
+    if not isinstance(ids, list):
+        raise general_error(400, f"Bad request: {ids_key} must be a list.")
+    items = []
+    with lock:
+        for item_id in ids:
+            try:
+                items.append({"resource": to_json(lookup(str(item_id)))})
+            except StoreError as error:
+                items.append({"error": {"status": error.status, "code": error.code,
+                                        "message": error.message}})
+    return json_response({"items": items})
+
+
 def query_flag(name: str, default: bool = False) -> bool:
     """A boolean query parameter; the official client writes True/False."""
     value = request.args.get(name)
@@ -109,13 +127,8 @@ def query_flag(name: str, default: bool = False) -> bool:
 
 
 def _int_arg(name: str, default: int) -> int:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise general_error(400, f"Bad request: {name} must be an integer, got {value!r}.") from None
+    return int_query_arg(request.args, name, default, lambda value: general_error(
+        400, f"Bad request: {name} must be an integer, got {value!r}."))
 
 
 def page_bounds() -> tuple[int, int]:

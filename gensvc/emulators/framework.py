@@ -328,6 +328,18 @@ class RequestStats:
             self._by_path.clear()
 
 
+def int_query_arg(args, name: str, default: int, invalid: Callable[[str], Exception]) -> int:
+    """An integer query parameter, ``default`` when absent or empty; anything else not an integer
+    raises ``invalid(raw)``, the service's own error for it."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(raw) from None
+
+
 def _shutdown_socket(environ: dict) -> None:
     sock = environ.get("werkzeug.socket")
     if sock is None:
