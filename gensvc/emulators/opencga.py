@@ -54,7 +54,7 @@ from flask import Blueprint, Flask, Response, current_app, g, json, redirect, re
 from werkzeug.exceptions import HTTPException
 
 from . import opencga_variants as variants
-from .framework import ENVIRON_FAULTS, EmulatorConfig
+from .framework import ENVIRON_FAULTS, EmulatorConfig, int_query_arg
 from .opencga_store import (
     AUTHORIZATION_EXCEPTION,
     GIT_COMMIT,
@@ -182,15 +182,9 @@ def counted() -> bool:
 
 
 def int_param(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise OpencgaError(f"Invalid value '{raw}' for parameter '{name}': not an integer",
-                           "org.glassfish.jersey.server.ParamException.QueryParamException",
-                           status=400) from None
+    return int_query_arg(request.args, name, default, lambda raw: OpencgaError(
+        f"Invalid value '{raw}' for parameter '{name}': not an integer",
+        "org.glassfish.jersey.server.ParamException.QueryParamException", status=400))
 
 
 def ids_of(text: str) -> list[str]:
@@ -330,11 +324,15 @@ def projects_create():
     return envelope([result([state().create_project(g.user, body_json())], "Project")])
 
 
+def _studies_of(project_ref: str) -> list[dict]:
+    fqn = state().find_project(project_ref)["fqn"]
+    return [study for key, study in state().studies.items() if key.startswith(fqn + ":")]
+
+
 @api.route("/projects/<project>/studies", methods=["GET"])
 @authenticated
 def projects_studies(project: str):
-    fqn = state().find_project(project)["fqn"]
-    return paged([s for k, s in state().studies.items() if k.startswith(fqn + ":")], "Study")
+    return paged(_studies_of(project), "Study")
 
 
 @api.route("/studies/search", methods=["GET"])
@@ -343,9 +341,7 @@ def studies_search():
     project = request.args.get("project")
     if not project:
         raise OpencgaError("Missing mandatory parameter 'project'", PARAMETER_EXCEPTION)
-    fqn = state().find_project(project)["fqn"]
-    studies = [s for k, s in state().studies.items() if k.startswith(fqn + ":")]
-    return paged(matching(studies, STUDY_FILTERS), "Study")
+    return paged(matching(_studies_of(project), STUDY_FILTERS), "Study")
 
 
 @api.route("/studies/<studies>/info", methods=["GET"])

@@ -65,6 +65,25 @@ def opencga_date(moment: float | None = None) -> str:
     return when.strftime("%Y%m%d%H%M%S")
 
 
+def _new_id(kind: str, body: dict) -> str:
+    """The ``id`` a create body asks for: letters, digits, ``_`` and ``-`` only."""
+    new_id = str(body.get("id") or "")
+    if not new_id or not new_id.replace("_", "").replace("-", "").isalnum():
+        raise OpencgaError(f"Invalid {kind} id '{new_id}'", PARAMETER_EXCEPTION)
+    return new_id
+
+
+def _ready_status(date: str) -> dict:
+    return {"id": "READY", "name": "READY", "date": date, "description": ""}
+
+
+def _catalog_entry(entry_id: str, fqn: str, body: dict, now: str) -> dict:
+    """What a new project and a new study both carry."""
+    return {"id": entry_id, "uuid": str(uuidlib.uuid4()), "name": body.get("name") or entry_id, "fqn": fqn,
+            "creationDate": now, "modificationDate": now, "description": body.get("description", ""),
+            "attributes": {}}
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -187,9 +206,7 @@ class OpencgaState:
 
     # --- catalog -----------------------------------------------------------------------
     def create_project(self, user: str, body: dict) -> dict:
-        project_id = str(body.get("id") or "")
-        if not project_id or not project_id.replace("_", "").replace("-", "").isalnum():
-            raise OpencgaError(f"Invalid project id '{project_id}'", PARAMETER_EXCEPTION)
+        project_id = _new_id("project", body)
         fqn = f"{ORGANIZATION}@{project_id}"
         with self.lock:
             if fqn in self.projects:
@@ -197,33 +214,23 @@ class OpencgaState:
             now = opencga_date()
             organism = body.get("organism") or {"scientificName": "Homo sapiens", "assembly": "GRCh38"}
             self.projects[fqn] = {
-                "id": project_id, "uuid": str(uuidlib.uuid4()), "name": body.get("name") or project_id,
-                "fqn": fqn, "creationDate": now, "modificationDate": now,
-                "description": body.get("description", ""), "organism": organism,
+                **_catalog_entry(project_id, fqn, body, now), "organism": organism,
                 "currentRelease": 1, "studies": [],
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""},
-                             "datastores": {}, "cellbase": {"url": "", "version": "v5.8"}},
-                "attributes": {},
+                "internal": {"status": _ready_status(now), "datastores": {},
+                             "cellbase": {"url": "", "version": "v5.8"}},
             }
             return self.projects[fqn]
 
     def create_study(self, user: str, project_ref: str | None, body: dict) -> dict:
         project = self.find_project(project_ref)
-        study_id = str(body.get("id") or "")
-        if not study_id or not study_id.replace("_", "").replace("-", "").isalnum():
-            raise OpencgaError(f"Invalid study id '{study_id}'", PARAMETER_EXCEPTION)
+        study_id = _new_id("study", body)
         fqn = f"{project['fqn']}:{study_id}"
         with self.lock:
             if fqn in self.studies:
                 raise OpencgaError(f"Study '{study_id}' already exists in project '{project['id']}'.")
             now = opencga_date()
-            study = {
-                "id": study_id, "uuid": str(uuidlib.uuid4()), "name": body.get("name") or study_id,
-                "alias": study_id, "fqn": fqn, "creationDate": now, "modificationDate": now,
-                "description": body.get("description", ""), "release": 1,
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""}},
-                "attributes": {},
-            }
+            study = {**_catalog_entry(study_id, fqn, body, now), "alias": study_id, "release": 1,
+                     "internal": {"status": _ready_status(now)}}
             self.studies[fqn] = study
             project["studies"].append({"id": study_id, "fqn": fqn, "uuid": study["uuid"]})
             for table in (self.files, self.samples, self.individuals, self.jobs):
@@ -269,7 +276,7 @@ class OpencgaState:
                 "uri": f"file:///opencga/sessions/{study.replace('@', '/').replace(':', '/')}/{path}",
                 "type": "DIRECTORY", "format": "UNKNOWN", "bioformat": "NONE", "size": 0,
                 "creationDate": now, "modificationDate": now, "sampleIds": [], "tags": [],
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""}},
+                "internal": {"status": _ready_status(now)},
                 "attributes": {}}
 
     def upload(self, study_ref: str | None, name: str, folder: str, parents: bool, data: bytes,
@@ -318,7 +325,7 @@ class OpencgaState:
                 "id": file_id, "name": name, "type": "FILE", "format": fmt, "bioformat": bioformat,
                 "size": len(data), "description": description, "sampleIds": sample_ids,
                 "checksum": checksum or hashlib.md5(data).hexdigest(),
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""},
+                "internal": {"status": _ready_status(now),
                              "variant": {"index": {"status": {"id": "NONE", "name": "NONE", "date": now,
                                                               "description": ""}}}},
             })
@@ -336,7 +343,7 @@ class OpencgaState:
         return {"id": sample_id, "uuid": str(uuidlib.uuid4()), "individualId": "", "fileIds": [file_id],
                 "somatic": False, "creationDate": now, "modificationDate": now, "release": 1,
                 "phenotypes": [], "annotationSets": [],
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""}},
+                "internal": {"status": _ready_status(now)},
                 "attributes": {}}
 
     def create_individual(self, study_ref: str | None, body: dict) -> dict:
@@ -355,7 +362,7 @@ class OpencgaState:
                 "sex": sex if isinstance(sex, dict) else {"id": str(sex)},
                 "karyotypicSex": body.get("karyotypicSex", "UNKNOWN"), "phenotypes": body.get("phenotypes", []),
                 "samples": [], "creationDate": now, "modificationDate": now, "release": 1,
-                "internal": {"status": {"id": "READY", "name": "READY", "date": now, "description": ""}},
+                "internal": {"status": _ready_status(now)},
                 "attributes": {}}
             for sample_id in body.get("samples", []) or []:
                 sample_id = sample_id.get("id") if isinstance(sample_id, dict) else sample_id
