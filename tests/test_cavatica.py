@@ -494,7 +494,7 @@ def test_a_list_output_named_without_output_id_is_found_by_the_names_prefix(tmp_
     done = run_gensvc(["cavatica", "download", "--input", f"receipt={tmp_path / 'receipt.json'}",
                        *[a for n in range(4) for a in ("--output", f"chromosome_vcfs_{n}={out / f'{n}.vcf'}")]], env)
     assert done.returncode == 0, done.stderr
-    assert "two.chr12.vcf" not in (out / "3.vcf").read_text() and "25245350" in (out / "3.vcf").read_text()
+    assert "##run=two" in (out / "3.vcf").read_text() and "25245350" in (out / "3.vcf").read_text()
 
 
 def test_naming_fewer_outputs_than_the_list_has_elements_is_one_line_exit_2_naming_them(tmp_path, env, cavatica):
@@ -515,3 +515,19 @@ def test_a_list_output_into_the_single_file_output_is_refused_naming_its_element
     split_task(tmp_path, env)
     done = download(tmp_path, env, "--output-id", "chromosome_vcfs")
     assert done.returncode == 2 and "two.chr12.vcf" in done.stderr and "chromosome_vcfs_0" in done.stderr
+
+
+def test_a_list_output_whose_last_element_is_refused_leaves_none_of_its_outputs(tmp_path, env, cavatica):
+    split_task(tmp_path, env)
+    task = api(cavatica, f"tasks/{read_json(tmp_path / 'receipt.json')['job_id']}")
+    last = task["outputs"]["chromosome_vcfs"][-1]["path"]
+    add_fault(cavatica, path=f"/storage/files/{last}*", kind="ignore_range")
+    out = tmp_path / "parts"
+    args = ["cavatica", "download", "--input", f"receipt={tmp_path / 'receipt.json'}",
+            *[a for n in range(4) for a in ("--output", f"chromosome_vcfs_{n}={out / f'{n}.vcf'}")]]
+    done = run_gensvc(args, env)
+    assert done.returncode == 5 and "ignored the Range" in done.stderr
+    assert not out.exists() or not any(out.iterdir())
+    requests.delete(f"{cavatica.root}/_emulator/faults", timeout=5)
+    assert run_gensvc(args, env).returncode == 0
+    assert "##run=two" in (out / "3.vcf").read_text() and "25245350" in (out / "3.vcf").read_text()
