@@ -32,14 +32,18 @@ BRAVO_TOKEN = "cnry-bravo-Zq8+w/K3=a7%1"
 CGI_EMAIL, CGI_TOKEN = "canary@example.org", "cnry-cgi-Xp2+r/T9=b4%2"
 OPENCRAVAT_USER, OPENCRAVAT_PASSWORD = "canaryoc", "cnry-oc-Lm5+q/W1=c8%3"
 OPENCGA_USER, OPENCGA_PASSWORD = "canarycga", "cnry-cga-Hd7+s/V6=d2%4"
+CAVATICA_TOKEN = "cnry-cav-Rt3+u/Y5=e9%5"
 ENVIRONMENT = {"GENSVC_BRAVO_TOKEN": BRAVO_TOKEN, "GENSVC_CGI_EMAIL": CGI_EMAIL, "GENSVC_CGI_TOKEN": CGI_TOKEN,
                "GENSVC_OPENCRAVAT_USER": OPENCRAVAT_USER, "GENSVC_OPENCRAVAT_PASSWORD": OPENCRAVAT_PASSWORD,
-               "GENSVC_OPENCGA_USER": OPENCGA_USER, "GENSVC_OPENCGA_PASSWORD": OPENCGA_PASSWORD}
+               "GENSVC_OPENCGA_USER": OPENCGA_USER, "GENSVC_OPENCGA_PASSWORD": OPENCGA_PASSWORD,
+               "GENSVC_CAVATICA_TOKEN": CAVATICA_TOKEN}
 CREDENTIALS = {"bravo": {"token": BRAVO_TOKEN}, "cgi": {"email": CGI_EMAIL, "token": CGI_TOKEN},
                "opencravat": {"user": OPENCRAVAT_USER, "password": OPENCRAVAT_PASSWORD},
-               "opencga": {"user": OPENCGA_USER, "password": OPENCGA_PASSWORD}}
+               "opencga": {"user": OPENCGA_USER, "password": OPENCGA_PASSWORD},
+               "cavatica": {"token": CAVATICA_TOKEN}}
 EMULATED = {"bravo": ({}, [BRAVO_TOKEN]), "opencravat": ({"time_scale": 0.5}, [f"{OPENCRAVAT_USER}:{OPENCRAVAT_PASSWORD}"]),
-            "cgi": ({"time_scale": 0.05}, [CGI_TOKEN]), "opencga": ({"time_scale": 0.02}, [f"{OPENCGA_USER}:{OPENCGA_PASSWORD}"])}
+            "cgi": ({"time_scale": 0.05}, [CGI_TOKEN]), "opencga": ({"time_scale": 0.02}, [f"{OPENCGA_USER}:{OPENCGA_PASSWORD}"]),
+            "cavatica": ({"time_scale": 0.02}, [CAVATICA_TOKEN])}
 # an OpenCGA JWT: its fixed header, a body and a signature (any one issued is a secret)
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}")
 
@@ -57,6 +61,7 @@ def canaries() -> dict[str, str]:
     found = {}
     for name, secret in (("bravo token", BRAVO_TOKEN), ("cgi token", CGI_TOKEN),
                          ("opencravat password", OPENCRAVAT_PASSWORD), ("opencga password", OPENCGA_PASSWORD),
+                         ("cavatica token", CAVATICA_TOKEN),
                          ("opencravat basic credentials", f"{OPENCRAVAT_USER}:{OPENCRAVAT_PASSWORD}"),
                          ("cgi authorization", f"{CGI_EMAIL} {CGI_TOKEN}")):
         found.update({form: name for form in forms(secret)})
@@ -131,7 +136,7 @@ def test_no_canary_secret_in_any_form_is_written_anywhere_by_a_debug_run(tmp_pat
     done, places = run_workflow(tmp_path, emulators, secrets_in)
     work = places[0]
     # the run did what it should, so there was something to leak: every service was called and logged at DEBUG
-    for service in ("bravo", "opencravat", "cgi", "opencga"):
+    for service in EMULATED:
         assert emulators[service].stats()["requests"] > 0, service
         assert any("DEBUG" in p.read_text() for p in (work / "logs" / service).rglob("*.log")), service
     assert (work / "results" / "tumour.annotated.vcf.gz").is_file() and (work / ".snakemake" / "metadata").is_dir()
