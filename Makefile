@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OC_VENV := .venv-oc
 
-.PHONY: test test-unit demo bench clean
+.PHONY: test test-unit demo bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ bench: $(STAMP)
 	$(PY) bench/poll.py
 	$(PY) bench/merge.py
 	$(PY) bench/transfer.py
+
+# the whole reliability matrix (make test runs a fast subset of it): docs/reliability.md
+RELIABILITY_RESULTS := .gensvc/reliability.jsonl
+reliability: $(STAMP)
+	bash tests/peers/setup_opencravat.sh $(OC_VENV)
+	mkdir -p .gensvc && rm -f $(RELIABILITY_RESULTS)
+	-GENSVC_RELIABILITY=full GENSVC_RELIABILITY_RESULTS=$(CURDIR)/$(RELIABILITY_RESULTS) $(PY) -m pytest tests/reliability -q
+	$(PY) tests/reliability/report.py $(RELIABILITY_RESULTS) docs/reliability.md
 
 clean:
 	rm -rf $(VENV) $(OC_VENV) .gensvc .snakemake results .pytest_cache
