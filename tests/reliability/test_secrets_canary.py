@@ -25,7 +25,7 @@ import yaml
 
 from helpers import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability("leaks")]
 
 # distinct per service; '+', '/', '=' and '%' make the quoted and base64 forms differ from the raw one
 BRAVO_TOKEN = "cnry-bravo-Zq8+w/K3=a7%1"
@@ -131,7 +131,7 @@ def run_workflow(tmp_path: Path, emulators: dict, secrets_in: str) -> tuple[subp
     return done, [work, state, xdg]
 
 
-@pytest.mark.parametrize("secrets_in", ["environment", "credentials file"])
+@pytest.mark.parametrize("secrets_in", ["environment", "credentials-file"])
 def test_no_canary_secret_in_any_form_is_written_anywhere_by_a_debug_run(tmp_path, emulators, secrets_in):
     done, places = run_workflow(tmp_path, emulators, secrets_in)
     work = places[0]

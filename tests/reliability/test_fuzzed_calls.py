@@ -22,7 +22,7 @@ from gensvc import schema
 from gensvc.call import Call
 from gensvc.runner import execute
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability("fuzz")]
 
 OPERATIONS = [(service, operation) for service, operation, _ in schema.operations()]
 SERVICES = ("bravo", "cgi", "opencravat", "opencga", "cavatica")
