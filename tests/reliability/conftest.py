@@ -8,12 +8,17 @@ table of docs/reliability.md.
 Mark every cell with its figure:  @pytest.mark.reliability("survived")  — one of
 survived (bounded faults: same output, one job), refused (unbounded faults: clear exit, no
 output), crash-resume, hostile, fuzz, load, leaks.
+
+A results line: {"figure", "nodeid", "outcome" (passed, failed, skipped, xfailed, xpassed),
+"seconds", "reason" (one line, for all but passed), "finished" (epoch seconds), and
+"properties" when the cell recorded some with pytest's `record_property` (e.g. load figures)}.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -49,9 +54,33 @@ def pytest_runtest_makereport(item, call):
         return
     # one line per cell: its call phase, or the setup that failed or skipped it
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        cell = {"figure": marker.args[0], "nodeid": item.nodeid, "outcome": report.outcome,
-                "seconds": round(report.duration, 2),
-                "reason": (str(report.longrepr).strip().splitlines() or [""])[-1][:300]
-                if report.outcome != "passed" else ""}
+        cell = {"figure": marker.args[0], "nodeid": item.nodeid, "outcome": _outcome(report),
+                "seconds": round(report.duration, 2), "reason": _reason(report, call),
+                "finished": round(time.time(), 2)}
+        if report.user_properties:  # a cell's own figures, e.g. record_property("chains", 100)
+            cell["properties"] = {str(name): value for name, value in report.user_properties}
         with open(path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(cell) + "\n")
+            stream.write(json.dumps(cell, default=str) + "\n")
+
+
+def _outcome(report) -> str:
+    """passed, failed, skipped, or xfailed / xpassed for a cell marked xfail."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.outcome == "skipped" else "xpassed"
+    return report.outcome
+
+
+def _reason(report, call) -> str:
+    """One line: the xfail's reason, the skip's, or the exception that failed the cell."""
+    if report.outcome == "passed" and not hasattr(report, "wasxfail"):
+        return ""
+    if getattr(report, "wasxfail", ""):
+        text = report.wasxfail
+    elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        text = str(report.longrepr[-1])
+    elif call.excinfo is not None:
+        text = call.excinfo.exconly()
+    else:
+        text = str(report.longrepr)
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines[:3])[:300]
