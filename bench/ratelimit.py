@@ -22,6 +22,7 @@ import requests
 
 from gensvc.emulators.bravo_data import variants_in
 from gensvc.emulators.server import start_emulator
+from table import record  # bench/table.py: a row of docs/performance.md
 
 TOKEN = "bench-token-0000"
 LIMIT, WINDOW = 180, 3.0
@@ -68,7 +69,16 @@ def main() -> int:
     print(f"requests served: {served['requests']}, 429 answers: {served['by_status'].get('429', 0)}")
     print(f"busiest window: {busiest_window(times)} requests; busiest / limit = {busiest_window(times) / LIMIT:.3f}")
     print(f"use of the windows spanned ({spanned}): {len(times) / (LIMIT * spanned):.3f}")
-    print(f"wall time {elapsed:.1f} s against the limit's minimum {(len(times) - 1) // LIMIT * WINDOW:.1f} s")
+    minimum = (len(times) - 1) // LIMIT * WINDOW
+    print(f"wall time {elapsed:.1f} s against the limit's minimum {minimum:.1f} s")
+    refused, busiest, use = served["by_status"].get("429", 0), busiest_window(times), len(times) / (LIMIT * spanned)
+    setting = f"{args.processes} processes sharing one Bravo token, {LIMIT} per {WINDOW:g} s"
+    record(f"rate limit: busiest window ({setting})", f"{busiest} requests", f"limit {LIMIT}", busiest / LIMIT,
+           "<= 1.0 (never over the limit)", busiest <= LIMIT)
+    record(f"rate limit: 429 answers ({setting})", f"{refused} of {served['requests']}", "0", None, "0",
+           refused == 0)
+    record(f"rate limit: use of the windows spanned ({setting})", f"{len(times)} requests in {spanned} windows",
+           f"{LIMIT * spanned} allowed", use, "", None)  # no goal set: how much of the budget a run gets
     return 0
 
 

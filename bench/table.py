@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 RESULTS_ENV = "GENSVC_BENCH_RESULTS"
 
@@ -23,7 +24,9 @@ def record(figure: str, gensvc: str, anchor: str, ratio: float | None, goal: str
     (None: no goal); command: what reproduces it (default: this process's own command line)."""
     row = {"figure": figure, "gensvc": gensvc, "anchor": anchor,
            "ratio": None if ratio is None else round(float(ratio), 3), "goal": goal, "met": met,
-           "command": command or "python " + shlex.join(sys.argv)}
+           "command": command or "python " + shlex.join(sys.argv),
+           # which benchmark, and how busy the machine was when the figure was taken
+           "bench": Path(sys.argv[0]).stem, "load": round(os.getloadavg()[0], 2)}
     path = os.environ.get(RESULTS_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as stream:

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import requests
 
+from table import record  # bench/table.py: a row of docs/performance.md
+
 HERE = Path(__file__).resolve().parents[1]
 TOKEN = "bench-cavatica-token"
 PROJECT = "gensvc-demo/demo-project"
@@ -570,6 +572,12 @@ def report(f: dict) -> None:
               f"requests, for a {moved / MiB:.2f} MiB file")
         print(f"  resume re-sent:            {r['resent'] / MiB:.2f} MiB = {r['resent'] / part:.2f} parts   "
               f"goal <= 1 part  {goal(r['resent'] <= part)}")
+        what = f"cavatica {verb}, {moved / MiB:.0f} MiB in {part / MiB:.0f} MiB parts"
+        record(f"{what}: rate", f"{ours_rate:.1f} MiB/s", f"curl, 1 stream: {curl_rate:.1f} MiB/s", ratio, ">= 1x",
+               ratio >= 1)
+        record(f"{what}: peak RSS", f"{peak:.1f} MB", "100 MB", peak / 100, "<= 100 MB", peak <= 100)
+        record(f"{what}: re-sent after a SIGKILL half way", f"{r['resent'] / MiB:.2f} MiB",
+               f"1 part = {part / MiB:.0f} MiB", r["resent"] / part, "<= 1 part", r["resent"] <= part)
 
 
 def main() -> None:
