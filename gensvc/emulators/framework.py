@@ -9,6 +9,9 @@ never faulted, never counted):
 - `DELETE /_emulator/faults`: clears them.
 - `GET /_emulator/stats`: `{"requests": N, "by_status": {"200": n, "drop": m}, "by_path": {...}}`.
 - `DELETE /_emulator/stats`: resets the counters and the service's own windows (rate limits).
+- `GET /_emulator/requests`: `{"requests": [{"at": <epoch s>, "method": "GET", "path": ...}]}`,
+  every service request as it arrived, faulted ones too (the last 100000), so a test can check a
+  client's rate against a window; reset with the stats.
 
 A fault is a JSON object:
 
@@ -53,7 +56,7 @@ import random
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -299,13 +302,24 @@ class FaultInjector:
 
 
 class RequestStats:
-    """Counts every service request by status and by path; thread-safe."""
+    """Counts every service request by status and by path, and lists when each arrived; thread-safe."""
+
+    ARRIVALS_KEPT = 100_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_status: Counter[str] = Counter()
         self._by_path: Counter[str] = Counter()
         self._requests = 0
+        self._arrivals: deque[dict] = deque(maxlen=self.ARRIVALS_KEPT)
+
+    def arrived(self, method: str, path: str) -> None:
+        with self._lock:
+            self._arrivals.append({"at": time.time(), "method": method, "path": path})
+
+    def arrivals(self) -> list[dict]:
+        with self._lock:
+            return list(self._arrivals)
 
     def record(self, path: str, status: str) -> None:
         with self._lock:
@@ -326,6 +340,7 @@ class RequestStats:
             self._requests = 0
             self._by_status.clear()
             self._by_path.clear()
+            self._arrivals.clear()
 
 
 def int_query_arg(args, name: str, default: int, invalid: Callable[[str], Exception]) -> int:
@@ -381,6 +396,7 @@ class EmulatorApp:
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
             return self._control(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
+        self.stats.arrived(method, path)
         environ[ENVIRON_FAULTS] = self.faults
         delays, fault = self.faults.select(method, path)
         for delay in delays:
@@ -495,6 +511,8 @@ class EmulatorApp:
                 response = _json_response(self.stats.snapshot())
             else:
                 response = _json_response({"error": "method not allowed"}, 405)
+        elif path == CONTROL_PREFIX + "/requests" and request.method == "GET":
+            response = _json_response({"requests": self.stats.arrivals()})
         else:
             response = _json_response({"error": f"no emulator control endpoint {request.path}"}, 404)
         return response(environ, start_response)

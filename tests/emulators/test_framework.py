@@ -317,6 +317,20 @@ def test_stats_count_every_service_request(emulator):
     assert reset == {"requests": 0, "by_status": {}, "by_path": {}}
 
 
+def test_every_service_request_is_listed_with_its_arrival_time_until_the_stats_are_reset(emulator):
+    before = time.time()
+    get(emulator)
+    add_faults(emulator, {"path": "*/variant", "kind": "status", "status": 503, "count": 1})
+    get(emulator, "variant?chrom=22&pos=1")  # answered by a fault: still a request that arrived
+    requests.get(emulator.root + "/_emulator/faults")  # the control API is not listed
+    listed = requests.get(emulator.root + "/_emulator/requests").json()["requests"]
+    assert [(r["method"], r["path"]) for r in listed] == [("GET", "/freeze5/hg38/api/v1/"),
+                                                         ("GET", "/freeze5/hg38/api/v1/variant")]
+    assert before <= listed[0]["at"] <= listed[1]["at"] <= time.time()
+    requests.delete(emulator.root + "/_emulator/stats")
+    assert requests.get(emulator.root + "/_emulator/requests").json() == {"requests": []}
+
+
 def test_stats_are_thread_safe(emulator):
     def hammer():
         for _ in range(15):
