@@ -24,6 +24,8 @@ import pytest
 
 FULL = os.environ.get("GENSVC_RELIABILITY") == "full"
 RESULTS_ENV = "GENSVC_RELIABILITY_RESULTS"
+# read once at start-up: a cell that clears every GENSVC_ variable from its environment is still written
+RESULTS = os.environ.get(RESULTS_ENV)
 FIGURES = ("survived", "refused", "crash-resume", "hostile", "fuzz", "load", "leaks")
 
 
@@ -49,7 +51,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     marker = item.get_closest_marker("reliability")
-    path = os.environ.get(RESULTS_ENV)
+    path = RESULTS
     if marker is None or not path:
         return
     # one line per cell: its call phase, or the setup that failed or skipped it

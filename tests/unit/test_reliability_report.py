@@ -137,6 +137,10 @@ def test_known_gap():
 def test_skipped():
     pytest.skip("no stand-in today")
 
+@pytest.mark.reliability("fuzz")
+def test_in_an_environment_without_gensvc_settings(monkeypatch):
+    monkeypatch.delenv("GENSVC_RELIABILITY_RESULTS")  # as a test isolating itself from every GENSVC_ variable does
+
 def test_not_a_cell():
     pass
 '''
@@ -151,7 +155,8 @@ def test_cells_run_by_pytest_are_written_one_line_each_and_reported(tmp_path):
                     str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(c["figure"], c["outcome"]) for c in lines] == [
-        ("survived", "passed"), ("survived", "failed"), ("refused", "xfailed"), ("hostile", "skipped")]
+        ("survived", "passed"), ("survived", "failed"), ("refused", "xfailed"), ("hostile", "skipped"),
+        ("fuzz", "passed")]
     assert lines[0]["properties"] == {"attempts": 2} and lines[0]["reason"] == ""
     assert lines[1]["reason"].startswith("AssertionError: the server saw 2 jobs")
     assert lines[2]["reason"] == "issue 99: not yet" and lines[3]["reason"] == "Skipped: no stand-in today"
