@@ -9,7 +9,6 @@ there, and the output is written from it without holding every record.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import json
 import logging
@@ -31,10 +30,10 @@ from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.receipts import idempotency_key
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
+from gensvc.services.bravo_cover import MAX_REGION, expected_requests, walk
 
 log = logging.getLogger("gensvc.bravo")
 
-MAX_REGION = 250_000
 SERVED_BUILDS = {"GRCh38": "hg38"}
 PAGE_SIZE = 1000
 EXPECTED_DENSITY = 0.1  # records per bp, to plan pages before any is read (frequencies' default density)
@@ -396,9 +395,8 @@ def resumable(step, operation: str, params: dict, inputs: dict | None = None):
     with checkpoint:
         if checkpoint.position:
             position = checkpoint.position
-            log.info("resuming from checkpoint %s: %d records kept, %d of %d queries done%s; "
-                     "delete it to start afresh", checkpoint.directory, checkpoint.count, position["query"],
-                     position["queries"], " and part of the next" if position["cursor"] else "")
+            log.info("resuming from checkpoint %s: %d records kept, %s; delete it to start afresh",
+                     checkpoint.directory, checkpoint.count, _done_so_far(position))
         try:
             yield checkpoint
         except BaseException:
@@ -407,6 +405,12 @@ def resumable(step, operation: str, params: dict, inputs: dict | None = None):
                             "from there", checkpoint.count, checkpoint.directory)
             raise
     step.committed.append(checkpoint.discard)
+
+
+def _done_so_far(position: dict) -> str:
+    if "queries" in position:  # fetch_into's
+        return f"{position['query']} of {position['queries']} queries done" + (" and part of the next" if position["cursor"] else "")
+    return f"chromosome {position['chrom'] + 1} of the walk begun, at site {position['site'] + 1}"  # walk_sites'
 
 
 def fetch_into(checkpoint: Checkpoint, client: BravoClient, queries: list[tuple[str, dict]], conditions=(),
@@ -550,6 +554,11 @@ def gene(step, *, name, sort=None, limit=PAGE_SIZE, format=None, **filters) -> d
     return {"variants": checkpoint.count, "gene": extras.get("gene"), "versions": _api_versions(step.url)}
 
 
+def expected_pages(start: int, end: int, density: float, page_size: int = PAGE_SIZE) -> int:
+    """Pages a window should take at ``density`` records per bp."""
+    return max(1, math.ceil((end - start + 1) * density / page_size))
+
+
 # ---- frequencies ------------------------------------------------------------------
 
 TABLE_COLUMNS = (
@@ -563,40 +572,6 @@ def read_sites(vcf_path: str) -> list[tuple[str, int, str, str]]:
 
     return [(record.chrom, record.pos, record.ref, alt)
             for record in vcf_records(vcf_path, "vcf input") for alt in record.alts or ()]
-
-
-def plan_queries(positions: list[int], density: float, page_size: int = PAGE_SIZE) -> list[tuple[int, int]]:
-    """Cheapest cover of sorted, distinct positions by (start, end) queries.
-
-    A single position costs one /variant request; a stretch costs one /region
-    request per expected page (``density`` variants per bp). Solved exactly by
-    dynamic programming: for each stretch end, only the longest stretch of each
-    page count can be optimal, because the best cost of a prefix never decreases.
-    """
-    n = len(positions)
-    best = [0.0] * (n + 1)
-    choice = [0] * (n + 1)
-    per_page = page_size / density
-    max_pages = max(1, math.ceil(MAX_REGION / per_page))
-    for j in range(n):
-        best[j + 1], choice[j + 1] = best[j] + 1, j  # the site alone
-        for pages in range(1, max_pages + 1):
-            reach = min(pages * per_page, MAX_REGION)
-            i = bisect.bisect_left(positions, positions[j] - reach + 1, 0, j + 1)
-            cost = best[i] + pages
-            if cost < best[j + 1]:
-                best[j + 1], choice[j + 1] = cost, i
-    spans, j = [], n
-    while j > 0:
-        i = choice[j]
-        spans.append((positions[i], positions[j - 1]))
-        j = i
-    return spans[::-1]
-
-
-def expected_pages(start: int, end: int, density: float, page_size: int = PAGE_SIZE) -> int:
-    """Requests a planned query should take: one for a site, a page per ``page_size`` expected records."""
-    return 1 if start == end else max(1, math.ceil((end - start + 1) * density / page_size))
 
 
 def query_positions(sites) -> dict[str, list[int]]:
@@ -613,33 +588,94 @@ def query_positions(sites) -> dict[str, list[int]]:
     return {name: sorted(positions) for name, positions in by_chrom.items()}
 
 
+def read_window(client: BravoClient, chrom: str, start: int, end: int, page_size: int, keep) -> int | None:
+    """One query of the walk (bravo_cover.walk), a page of it: its records go to ``keep``;
+    returns the position of the last record read when more may follow it, None when the
+    window was read to its end. A page that ends where it began (more records at the site
+    than a page holds) is followed by one /variant request for that site, which gives all
+    of them; the walk goes on after it."""
+    if start == end:
+        keep(client.get("variant", {"chrom": chrom, "pos": start}).get("data") or [])
+        return None
+    page = client.get("region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
+    data = page.get("data") or []
+    keep(data)
+    if not page.get("next") or not data:
+        return None
+    last = data[-1].get("pos") if isinstance(data[-1], dict) else None
+    if not isinstance(last, int) or isinstance(last, bool) or not start <= last <= end:
+        raise unexpected_shape("bravo", f"records from {start} to {end}", data[-1], "region")
+    if last > start:
+        return last
+    keep(client.get("variant", {"chrom": chrom, "pos": start}).get("data") or [])
+    return start + 1
+
+
+def walk_sites(checkpoint: Checkpoint, client: BravoClient, by_chrom: dict[str, list[int]], page_size: int,
+               finished=lambda chrom: None) -> None:
+    """Every Bravo record at the sites' positions into the checkpoint, chromosome by
+    chromosome, query by query (bravo_cover.walk); each query committed with where the
+    walk goes on, so a rerun asks only for the rest. Records elsewhere in a page are not
+    kept: they are most of it, and no site's."""
+    chroms = sorted(by_chrom, key=CHROM_ORDER.get)
+    position = checkpoint.position or {"chrom": 0, "site": 0}
+    kept = {v["variant_id"] for v in checkpoint.records()}  # a page may repeat the last one's end
+    for index in range(position["chrom"], len(chroms)):
+        chrom, positions = chroms[index], by_chrom[chroms[index]]
+        wanted = set(positions)
+
+        def keep(records, chrom=chrom, wanted=wanted):
+            fresh = [v for v in records if isinstance(v, dict) and v.get("chrom") == chrom and v.get("pos") in wanted
+                     and v.get("variant_id") not in kept]
+            kept.update(v.get("variant_id") for v in fresh)
+            checkpoint.append(fresh)
+
+        def read(start, end, chrom=chrom, keep=keep):
+            return read_window(client, chrom, start, end, page_size, keep)
+
+        first = position["site"] if index == position["chrom"] else 0
+        for first in walk(positions, read, first):
+            checkpoint.commit({"chrom": index, "site": first})
+        checkpoint.commit({"chrom": index + 1, "site": 0})
+        finished(chrom)
+
+
 def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dict:
     # freeze5 is hg38 only: another build's positions would match the wrong variants
     choose_build([step.input["vcf"]], assembly, served=SERVED_BUILDS, fallback="hg38",
                  param="assembly", service="Bravo freeze5")
     sites = read_sites(step.input["vcf"])
     by_chrom = query_positions(sites)
-    plan = [(chrom, start, end) for chrom in sorted(by_chrom, key=CHROM_ORDER.get)
-            for start, end in plan_queries(by_chrom[chrom], density, page_size)]
-    queries = [("variant", {"chrom": chrom, "pos": start}) if start == end
-               else ("region", {"chrom": chrom, "start": start, "end": end, "limit": page_size})
-               for chrom, start, end in plan]
-    counts = {"region_queries": sum(path == "region" for path, _ in queries),
-              "variant_queries": sum(path == "variant" for path, _ in queries)}
-    expected = [expected_pages(start, end, density, page_size) for _, start, end in plan]
+    expected = {chrom: expected_requests(positions, density, page_size) for chrom, positions in by_chrom.items()}
     known: dict[tuple, dict] = {}
     # keyed by the input's digest too: another VCF plans other queries
-    with resumable(step, "frequencies", {"density": density, "page_size": page_size},
-                   inputs={"vcf": step.input["vcf"]}) as checkpoint:
-        first = checkpoint.position["query"] if checkpoint.position else 0  # queries done before
-        with progress.report("bravo frequencies", total=sum(expected[first:]), limiter=step.session.limiter) as reporter:
+    with resumable(step, "frequencies", {"page_size": page_size}, inputs={"vcf": step.input["vcf"]}) as checkpoint:
+        with progress.report("bravo frequencies", total=sum(expected.values()), limiter=step.session.limiter) as reporter:
             reporter.plan()
-            fetch_into(checkpoint, BravoClient(step), queries)
+            left = dict(expected)
+
+            def finished(chrom):  # the plan's rest, as estimated; what is done is counted
+                del left[chrom]
+                reporter.expect(reporter.done + sum(left.values()))
+
+            walk_sites(checkpoint, BravoClient(step), by_chrom, int(page_size), finished)
         for v in checkpoint.records():  # the records of sites asked for: a few per site
             known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
             known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
+    found_count = write_table(step.output["table"], sites, known)
+    return {
+        "sites": len(sites),
+        "found": found_count,
+        "density": density,
+        "versions": _api_versions(step.url),
+    }
+
+
+def write_table(path: str, sites, known: dict) -> int:
+    """One row per ALT, in the input's order and spelling, with Bravo's record where one
+    matches; returns how many matched."""
     found_count = 0
-    with open(step.output["table"], "w", newline="") as handle:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(TABLE_COLUMNS)
         for chrom, pos, ref, alt in sites:
@@ -648,13 +684,7 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
             found_count += match is not None
             values = [match[k] for k in ("variant_id", "allele_freq", "allele_count", "allele_num", "filter")] if match else [""] * 5
             writer.writerow([chrom, pos, ref, alt, *values, "true" if match else "false"])
-    return {
-        "sites": len(sites),
-        "found": found_count,
-        "requests_planned": counts,
-        "density": density,
-        "versions": _api_versions(step.url),
-    }
+    return found_count
 
 
 OPERATIONS = {"info": info, "variant": variant, "region": region, "gene": gene, "frequencies": frequencies}
