@@ -1,86 +1,165 @@
-"""How soon a finished OpenCRAVAT job is noticed, and at what cost in status
-requests: gensvc's backoff polling (first 1 s, x1.5, cap 60 s, jitter) side by
-side with fixed 10 s polling, on the same jobs of 5 s to 30 min.
+"""How soon gensvc's poll sees a finished job, and at what cost in status requests, side by
+side with fixed 10 s polling, for every service with jobs (OpenCRAVAT, CGI, CAVATICA,
+OpenCGA) on jobs of 5 s to 30 min.
 
-The emulator is time-scaled (default 0.01: 30 min take 18 s); both pollers'
-waits are scaled alike and every figure is printed in unscaled seconds.
-Usage: python bench/poll.py [--scale 0.01]
+Each job is submitted through gensvc (in process, as a workflow's submit step would) to its
+service's emulator, whose clock is scaled so a job of over 30 s takes 30 s; then, at once:
+- gensvc: `<service> poll` with its default waits scaled alike (first_wait 1.8 s, max_wait
+  60 s), its status requests counted from its own record (`checks`);
+- the truth: a second `<service> poll` of the same job checking every 0.05 s (unscaled;
+  5 ms at least), not counted, for when the job really ended;
+- fixed 10 s polling, the anchor: checks at 10 s, 20 s, ... after the submission, so it sees
+  the end at the first multiple of 10 s after it (worked out from the truth; a live poller
+  would add only its requests' latency).
+Goal (issue 15): delay <= max(2 s, 10 % of the job's length) for every length, and no more
+requests than fixed 10 s polling for jobs of 2 min or longer. Figures are unscaled seconds.
+Usage: python bench/poll.py [--services opencravat,cgi,cavatica,opencga] [--lengths 5,30,120,600,1800]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import math
+import os
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
-import requests
-
-from gensvc.core.poll import JobState, PollPolicy, wait_for_job
+from gensvc.call import Call
 from gensvc.emulators.server import start_emulator
+from gensvc.runner import run
+from table import record  # bench/table.py: a row of docs/performance.md
 
-DURATIONS = [5, 30, 120, 600, 1800]  # seconds of job, unscaled
-VCF = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr1\t1000\t.\tA\tG\t.\t.\t.\n"
-
-
-def submit(url: str, note: str) -> str:
-    options = '{"annotators": [], "reports": [], "assembly": "hg38", "note": "%s"}' % note
-    answer = requests.post(f"{url}submit/submit", files={"file_0": ("in.vcf", io.BytesIO(VCF.encode()))},
-                           data={"options": options}, timeout=10)
-    answer.raise_for_status()
-    return answer.json()["id"]
-
-
-def poll_until_done(url: str, job_id: str, policy: PollPolicy, result: dict) -> None:
-    def check() -> JobState:
-        result["requests"] = result.get("requests", 0) + 1
-        status = (requests.get(f"{url}submit/jobs/{job_id}/status", timeout=10).json() or {}).get("status")
-        return JobState(str(status), finished=status in ("Finished", "Error"))
-
-    wait_for_job(check, policy, what=job_id, where=url)
-    result["noticed_at"] = time.monotonic()
+LENGTHS = [5, 30, 120, 600, 1800]  # seconds of job, unscaled
+SERVICES = ["opencravat", "cgi", "cavatica", "opencga"]
+FIRST_WAIT, MAX_WAIT = 1.8, 60.0  # the poll operations' defaults
+VCF = ("##fileformat=VCFv4.2\n##contig=<ID=chr7>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+       "chr7\t140753336\t.\tA\tT\t.\tPASS\t.\n")
+CREDENTIALS = {  # the emulators' documented defaults
+    "cgi": {"GENSVC_CGI_EMAIL": "bench@example.org", "GENSVC_CGI_TOKEN": "cgi-demo-token"},
+    "cavatica": {"GENSVC_CAVATICA_TOKEN": "cavatica-demo-token"},
+    "opencga": {"GENSVC_OPENCGA_USER": "demouser", "GENSVC_OPENCGA_PASSWORD": "demouser"},
+}
 
 
-def finish_time(url: str, job_id: str, scale: float) -> float:
-    """When the job really finished: watched by a fast observer that is not counted."""
-    while (requests.get(f"{url}submit/jobs/{job_id}/status", timeout=10).json() or {}).get("status") != "Finished":
-        time.sleep(scale * 0.2)
-    return time.monotonic()
+def scale_for(length: float) -> float:
+    """A job of up to 30 s runs in real time, a longer one squeezed into 30 s: squeezed further,
+    the bench's own milliseconds (a check, a thread's start) would count as seconds."""
+    return min(1.0, 30.0 / length)
 
 
-def run(duration: float, scale: float) -> dict:
-    with start_emulator("opencravat", time_scale=scale, job_seconds=duration) as oc:
-        ours, fixed, truth = {}, {}, {}
-        backoff = PollPolicy(first=1 * scale, factor=1.5, cap=60 * scale, timeout=4 * duration * scale + 30)
-        every10 = PollPolicy(first=10 * scale, factor=1.0, cap=10 * scale, jitter=0.0, timeout=4 * duration * scale + 30)
-        job_a, job_b = submit(oc.url, "a"), submit(oc.url, "b")
-        threads = [threading.Thread(target=poll_until_done, args=(oc.url, job_a, backoff, ours)),
-                   threading.Thread(target=poll_until_done, args=(oc.url, job_b, every10, fixed)),
-                   threading.Thread(target=lambda: truth.update(at=finish_time(oc.url, job_a, scale)))]
+def emulator_settings(service: str, length: float) -> dict:
+    if service == "cavatica":  # the emulator's default split: a sixth queued, the rest running
+        return {"queued_seconds": length / 6, "running_seconds": length * 5 / 6}
+    return {"job_seconds": length}
+
+
+def submit(service: str, work: Path) -> Path:
+    """The job, submitted as a workflow's step would; returns its receipt."""
+    vcf = work / "sample.vcf"
+    vcf.write_text(VCF)
+    receipt = work / "receipt.json"
+    if service == "opencravat":
+        run(Call(service, "submit", input={"files": [str(vcf)]}, output={"receipt": str(receipt)},
+                 params={"annotators": [], "assembly": "hg38"}))
+    elif service == "cgi":
+        run(Call(service, "submit", input={"mutations": str(vcf)}, output={"receipt": str(receipt)},
+                 params={"cancer_type": "BRCA", "reference": "hg38"}))
+    elif service == "cavatica":
+        manifest = work / "manifest.json"
+        run(Call(service, "upload", input={"files": [str(vcf)]}, output={"manifest": str(manifest)},
+                 params={"project": "gensvc-demo/demo-project", "overwrite": "if_different"}))
+        run(Call(service, "run", input={"manifest": str(manifest)}, output={"receipt": str(receipt)},
+                 params={"project": "gensvc-demo/demo-project", "app": "gensvc-demo/apps/vcf-score",
+                         "inputs": {"input_vcf": {"manifest": True}}, "name": f"bench {work.name}"}))
+    else:
+        manifest = work / "manifest.json"
+        run(Call(service, "upload", input={"files": [str(vcf)]}, output={"manifest": str(manifest)},
+                 params={"study": "gensvc@demo:demo", "folder": f"bench/{work.name}"}))
+        run(Call(service, "index", input={"manifest": str(manifest)}, output={"receipt": str(receipt)},
+                 params={"study": "gensvc@demo:demo"}))
+    return receipt
+
+
+def poll(service: str, receipt: Path, status: Path, first: float, most: float, timeout: float,
+         result: dict) -> None:
+    record_ = run(Call(service, "poll", input={"receipt": str(receipt)}, output={"status": str(status)},
+                       params={"first_wait": first, "max_wait": most, "timeout": timeout}))
+    result.update(at=time.time(), checks=record_["details"]["checks"])
+
+
+def measure(service: str, length: float, root: Path) -> dict:
+    scale = scale_for(length)
+    work = root / f"{service}-{length:g}"
+    work.mkdir()
+    with start_emulator(service, time_scale=scale, extra=emulator_settings(service, length)) as emulator:
+        os.environ[f"GENSVC_{service.upper()}_URL"] = emulator.url
+        receipt = submit(service, work)
+        submitted = receipt.stat().st_mtime  # just after the job was made
+        ours, truth = {}, {}
+        observer = max(0.005, 0.05 * scale)
+        threads = [
+            threading.Thread(target=poll, args=(service, receipt, work / "status.json", FIRST_WAIT * scale,
+                                                MAX_WAIT * scale, 10 * length * scale + 60, ours)),
+            threading.Thread(target=poll, args=(service, receipt, work / "truth.json", observer, observer,
+                                                10 * length * scale + 60, truth)),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    return {
-        "ours_delay": max(0.0, ours["noticed_at"] - truth["at"]) / scale,
-        "fixed_delay": max(0.0, fixed["noticed_at"] - truth["at"]) / scale,
-        "ours_requests": ours["requests"],
-        "fixed_requests": fixed["requests"],
-    }
+    if "at" not in ours or "at" not in truth:
+        raise SystemExit(f"{service}: a poll of the {length:g} s job failed (see above)")
+    ended = (truth["at"] - submitted) / scale  # the job's length as its service ran it, unscaled
+    fixed_seen = 10 * math.floor(ended / 10 + 1)
+    return {"length": ended, "delay": max(0.0, ours["at"] - truth["at"]) / scale, "checks": ours["checks"],
+            "fixed_delay": fixed_seen - ended, "fixed_checks": fixed_seen // 10}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.01)
+    parser.add_argument("--services", default=",".join(SERVICES))
+    parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)), help="job lengths in seconds")
     args = parser.parse_args()
-    print(f"{'job':>7} | {'detection delay (s)':^27} | {'status requests':^25}")
-    print(f"{'':>7} | {'backoff':>8} {'fixed 10s':>9} {'ratio':>7} | {'backoff':>7} {'fixed 10s':>9} {'ratio':>6}")
-    for duration in DURATIONS:
-        r = run(duration, args.scale)
-        delay_ratio = r["ours_delay"] / r["fixed_delay"] if r["fixed_delay"] else float("nan")
-        print(f"{duration:>6}s | {r['ours_delay']:8.1f} {r['fixed_delay']:9.1f} {delay_ratio:7.2f} | "
-              f"{r['ours_requests']:7d} {r['fixed_requests']:9d} {r['ours_requests'] / r['fixed_requests']:6.2f}")
+    services, lengths = args.services.split(","), [float(x) for x in args.lengths.split(",")]
+    with tempfile.TemporaryDirectory(prefix="gensvc-bench-poll-") as scratch:
+        os.environ.update(GENSVC_STATE_DIR=str(Path(scratch) / "state"), GENSVC_LOG_LEVEL="WARNING")
+        for service in services:
+            os.environ.update(CREDENTIALS.get(service, {}))
+            os.environ[f"GENSVC_{service.upper()}_RATE_LIMIT"] = "off"  # the observer asks often
+        results: dict[tuple[str, float], dict] = {}
+
+        def service_runs(service: str) -> None:
+            for length in lengths:
+                results[service, length] = measure(service, length, Path(scratch))
+
+        threads = [threading.Thread(target=service_runs, args=(s,)) for s in services]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    print(f"{'service':<11} {'job':>6} {'ran':>6} | {'detection delay (s)':^30} | {'status requests':^26}")
+    print(f"{'':<11} {'':>6} {'':>6} | {'gensvc':>7} {'fixed 10s':>9} {'goal':>11} | {'gensvc':>6} {'fixed 10s':>9} "
+          f"{'goal':>9}")
+    for service in services:
+        for length in lengths:
+            r = results.get((service, length))
+            if r is None:
+                print(f"{service:<11} {length:>5g}s | failed")
+                continue
+            bound = max(2.0, 0.1 * length)
+            delay_met = r["delay"] <= bound
+            checks_met = r["checks"] <= r["fixed_checks"] if length >= 120 else None
+            print(f"{service:<11} {length:>5g}s {r['length']:5.0f}s | {r['delay']:7.1f} {r['fixed_delay']:9.1f} {'<= ' + f'{bound:g}':>8} "
+                  f"{'ok' if delay_met else 'NO':>2} | {r['checks']:6d} {r['fixed_checks']:9d} "
+                  f"{'-' if checks_met is None else ('<= fixed ' + ('ok' if checks_met else 'NO')):>9}")
+            what = f"poll {service}, {length:g} s job"
+            record(f"{what}: detection delay", f"{r['delay']:.1f} s", f"fixed 10 s: {r['fixed_delay']:.1f} s",
+                   r["delay"] / r["fixed_delay"] if r["fixed_delay"] else None, f"<= {bound:g} s", delay_met)
+            record(f"{what}: status requests", str(r["checks"]), f"fixed 10 s: {r['fixed_checks']}",
+                   r["checks"] / r["fixed_checks"], "<= fixed 10 s" if length >= 120 else "", checks_met)
     return 0
 
 

@@ -52,8 +52,19 @@ def key_tag(key: str) -> str:
     return f"{KEY_PREFIX}{key[:32]}"
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def now_iso(timespec: str = "seconds") -> str:
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
+
+
+def submitted_epoch(receipt: dict) -> float | None:
+    """When the receipt's job was submitted (epoch seconds), for a poll to know the job's age;
+    None if the receipt does not say. A reused job is older than its receipt: the age is
+    then too short, which only makes the checks come sooner."""
+    try:
+        stamp = datetime.fromisoformat(str(receipt["submitted_at"]))
+    except (KeyError, ValueError):
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class Journal:
@@ -195,7 +206,7 @@ def make_receipt(settings, operation: str, job_id: str, key: str, request: dict,
         "base_url": settings.url,
         "job_id": job_id,
         "idempotency_key": key,
-        "submitted_at": now_iso(),
+        "submitted_at": now_iso("milliseconds"),  # after the job was made: its age is never overstated
         "request": request,
         "versions": {"gensvc": gensvc.__version__, **(versions or {})},
     }

@@ -17,7 +17,7 @@ import time
 
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, submit_once, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, make_receipt, submit_once, submitted_epoch, write_json
 from gensvc.errors import GensvcError, JobFailed, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
@@ -218,7 +218,16 @@ def _log_tail(client: CavaticaClient, step, url: str) -> str:
         return f"(log unavailable: {getattr(exc, 'what', exc)})"
 
 
-def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0, abort_on_timeout=False) -> dict:
+def _steps_done(task: dict) -> float | None:
+    """The share of a running task's steps completed (execution_status), for the poll's forecast."""
+    execution = task.get("execution_status") if isinstance(task.get("execution_status"), dict) else {}
+    done, total = execution.get("steps_completed"), execution.get("steps_total")
+    if not isinstance(done, int) or not isinstance(total, int) or total <= 0 or done <= 0:
+        return None
+    return min(done, total) / total
+
+
+def poll(step, *, timeout=86400.0, first_wait=1.8, max_wait=60.0, abort_on_timeout=False) -> dict:
     receipt = read_receipt(step.input["receipt"], "cavatica")
     client = CavaticaClient(step, receipt["base_url"])
     task_id = receipt["job_id"]
@@ -230,11 +239,12 @@ def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0, abort_on_timeo
         if status == "DRAFT":
             raise UsageError(f"cavatica task {task_id} is a DRAFT that was never run; polling it would never end",
                              where=where, hint="run it (cavatica run with the same params runs it) and poll again")
-        return JobState(status, finished=status in ENDED, detail=task)
+        return JobState(status, finished=status in ENDED, detail=task, progress=_steps_done(task))
 
     try:
         state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
-                                     what=f"cavatica task {task_id}", where=where)
+                                     what=f"cavatica task {task_id}", where=where,
+                                     submitted=submitted_epoch(receipt))
     except ServiceUnavailable as exc:
         if abort_on_timeout and "did not finish within" in exc.what:
             _abort(client, task_id)

@@ -25,7 +25,7 @@ from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.textfiles import open_text
-from gensvc.core.receipts import idempotency_key, key_tag, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, submit_job, submitted_epoch, write_json
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.schema import read_receipt
@@ -287,7 +287,7 @@ def _still_there(client: CgiClient, job_id: str) -> bool:
         return False
 
 
-def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
+def poll(step, *, timeout=86400.0, first_wait=1.8, max_wait=60.0) -> dict:
     receipt = read_receipt(step.input["receipt"], "cgi")
     client = CgiClient(step, receipt["base_url"])
     job_id = receipt["job_id"]
@@ -298,7 +298,8 @@ def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
         return JobState(status, finished=status in ("Done", "Error"), detail=info)
 
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
-                                 what=f"cgi job {job_id}", where=client.url("job", job_id=job_id))
+                                 what=f"cgi job {job_id}", where=client.url("job", job_id=job_id),
+                                 submitted=submitted_epoch(receipt))
     if state.status != "Done":
         try:
             tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]

@@ -18,7 +18,7 @@ from gensvc.core.files import file_sha256
 from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, send_submission, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, send_submission, submit_job, submitted_epoch, write_json
 from gensvc.errors import GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.opencga_client import ACTIVE, ERRORS, OpencgaClient, first_result
@@ -202,7 +202,7 @@ def log_tail(client: OpencgaClient, study: str, job_id: str, lines: int = 5) -> 
     return []
 
 
-def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
+def poll(step, *, timeout=86400.0, first_wait=1.8, max_wait=60.0) -> dict:
     receipt = read_receipt(step.input["receipt"], "opencga")
     client = OpencgaClient(step, receipt["base_url"])
     job_id, study = receipt["job_id"], receipt["request"].get("study")
@@ -214,7 +214,8 @@ def poll(step, *, timeout=86400.0, first_wait=2.0, max_wait=60.0) -> dict:
         return JobState(status, finished=status not in ACTIVE, detail=job)
 
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
-                                 what=f"opencga job {job_id}", where=where)
+                                 what=f"opencga job {job_id}", where=where,
+                                 submitted=submitted_epoch(receipt))
     if state.status != "DONE":
         reason = ((state.detail.get("internal") or {}).get("status") or {}).get("description") or "(no description)"
         try:

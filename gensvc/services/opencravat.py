@@ -31,7 +31,7 @@ from gensvc.core.download import download
 from gensvc.core.errormap import ErrorMap, Rule
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
-from gensvc.core.receipts import idempotency_key, key_tag, submit_job, write_json
+from gensvc.core.receipts import idempotency_key, key_tag, submit_job, submitted_epoch, write_json
 from gensvc.core.textfiles import is_gzipped, open_binary
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
@@ -299,7 +299,7 @@ def _client_of_receipt(step) -> tuple[OpenCravatClient, dict]:
     return client, receipt
 
 
-def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=60.0) -> dict:
+def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.8, max_wait=60.0) -> dict:
     client, receipt = _client_of_receipt(step)
     job_id = receipt["job_id"]
     where = client.url("status", job_id=job_id)
@@ -319,10 +319,11 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
             return JobState(status, finished=True)
         if now - seen["since"] > stuck_after:
             return _stalled_job_state(client, job_id, receipt, status, now - seen["since"])
-        return JobState(status)
+        return JobState(status, progress=stage_progress(status, receipt["request"]))
 
     state, checks = wait_for_job(check, PollPolicy(first=first_wait, cap=max_wait, timeout=timeout),
-                                 what=f"opencravat job {job_id}", where=where)
+                                 what=f"opencravat job {job_id}", where=where,
+                                 submitted=submitted_epoch(receipt))
     if state.status != "Finished":
         raise JobFailed(f"opencravat job {job_id} ended {state.status}: {_log_tail(client, job_id)}", where=where,
                         hint="read the job log on the server; fix the input or options and submit again")
@@ -330,6 +331,22 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.0, max_wait=6
     write_json(step.output["status"], {"service": "opencravat", "job_id": job_id, "status": state.status,
                                        "checks": checks, "job": detail})
     return {"job_id": job_id, "checks": checks, "versions": {"open_cravat": detail.get("open_cravat_version")}}
+
+
+def stage_progress(status: str, request: dict) -> float | None:
+    """How far `oc run` has got, from its status string: the stage's place among the stages a
+    run with these annotators and reports goes through (converter, mapper, each annotator,
+    the four aggregators, post-aggregators, each reporter). None while queued (Submitted) or
+    for a status of no known stage. Stages differ in length, so this is a rough share."""
+    stages = ["Starting", "Started cravat", "Converter", "mapper"]
+    stages += [f"({name})" for name in request.get("annotators") or []]
+    stages += ["Aggregator (variant)", "Aggregator (gene)", "Aggregator (sample)", "Aggregator (mapping)",
+               "Tag Sampler", "VCF Info"]
+    stages += [f"({kind}reporter)" for kind in request.get("reports") or []]
+    for place in range(len(stages) - 1, -1, -1):  # the last stage named: "Finished Aggregator (mapping)" too
+        if stages[place] in status:
+            return (place + 1) / (len(stages) + 1)
+    return None
 
 
 def _stalled_job_state(client, job_id, receipt, status, stalled) -> JobState:
