@@ -1,4 +1,4 @@
-"""`gensvc merge annotations` against Debian's `bcftools annotate`, side by side in one run.
+"""`gensvc merge annotations` against Debian's `bcftools annotate` and `vcfanno`, side by side in one run.
 
 A synthetic sample VCF (default 1,000,000 records: SNVs, insertions, deletions, MNPs,
 multiallelic sites, one sample column) and the three sources as the services write them
@@ -14,13 +14,23 @@ with a fixed seed. Then, in one run:
   columns, Bravo has a header row and empty cells), so each source is also written as a
   bcftools annotation table: VCF-spelled alleles, the same (escaped) values, bgzipped and
   tabix-indexed. Making those tables is NOT timed: bcftools gets that work for free.
+- vcfanno: `vcfanno -p 2 CONFIG.toml` (Debian's 0.3.5, two cores as the machine has), its output
+  bgzipped (`bgzip -c`) and indexed (`tabix -p vcf`). vcfanno reads its sources as bgzipped,
+  indexed VCFs: each source's table above is also written as such a VCF (one record per ALT,
+  the values as INFO fields of the same names), untimed, and a TOML config names their fields
+  with the op `self` (Float fields declared String: vcfanno rounds a Float to 4 digits).
 
 Printed: wall time and peak RSS of each (for bcftools the three annotate processes run at the
-same time, so their peak RSS values are added), the time ratio, and a spot check that both
-outputs carry the same values.
+same time, so their peak RSS values are added; likewise vcfanno and bgzip), the time ratios,
+and a spot check that the three outputs carry the same values on a sample of records (every
+50th). Each figure is also recorded for docs/performance.md (`bench.table.record`).
 
-Usage: python bench/merge.py [--variants 1000000] [--workdir DIR] [--keep]
-bcftools: installed with `apt-get install -y bcftools` if missing (as root), else the command is printed.
+Goals (issue 15): at most 1.0x bcftools' time and 0.6x vcfanno's, peak RSS of all of gensvc's
+processes at most 200 MB.
+
+Usage: python bench/merge.py [--variants 1000000] [--repeat 2] [--workdir DIR]
+bcftools, vcfanno and bgzip/tabix (Debian's `tabix`): installed with `apt-get install -y PACKAGE`
+if missing (as root), else the command is printed.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from table import record  # noqa: E402  (bench/table.py: a row of docs/performance.md)
 from gensvc.merge import CGI_DEFAULT  # noqa: E402  (bcftools gets the columns merge carries)
 
 BASES = "ACGT"
@@ -384,43 +395,120 @@ def added(info: str) -> dict:
             if k.startswith(("OC_", "BRAVO_", "CGI_"))}
 
 
-def spot_check(gensvc_vcf: Path, bcftools_vcf: Path, records: int = 20000) -> tuple[int, int, int]:
-    """Biallelic records among the first ones whose added INFO fields are identical in both outputs
-    (bcftools leaves all but one ALT of a multiallelic site without values from a tab file)."""
+def spot_check(outputs: dict[str, Path], every: int = 50) -> dict:
+    """Every ``every``-th record of the outputs side by side: whether each tool's added INFO
+    fields are those of gensvc's output. bcftools fills only one ALT of a multiallelic site from
+    a tab file, so its multiallelic records are not compared; vcfanno's are."""
     import gzip
-    from itertools import islice
 
     def body(path):
         handle = gzip.open(path, "rt")
         return (line for line in handle if not line.startswith("#"))
 
-    same = differ = 0
-    for ours, theirs in islice(zip(body(gensvc_vcf), body(bcftools_vcf)), records):
-        a, b = ours.split("\t"), theirs.split("\t")
-        if "," in a[4]:
+    names = [name for name in outputs if name != "gensvc"]
+    counts = {name: {"same": 0, "differ": 0, "skipped": 0, "first_difference": None} for name in names}
+    looked = 0
+    for n, lines in enumerate(zip(*(body(outputs[name]) for name in ["gensvc", *names]))):
+        if n % every:
             continue
-        if added(a[7]) == added(b[7]):
-            same += 1
-        else:
-            differ += 1
-    return same, differ, records
+        looked += 1
+        ours = lines[0].split("\t")
+        for name, line in zip(names, lines[1:]):
+            theirs = line.split("\t")
+            tally = counts[name]
+            if ours[:2] != theirs[:2] or ours[3:5] != theirs[3:5]:
+                tally["differ"] += 1  # out of step: a record missing or added
+                tally["first_difference"] = tally["first_difference"] or (lines[0][:200], line[:200])
+            elif name == "bcftools" and "," in ours[4]:
+                tally["skipped"] += 1
+            elif added(ours[7]) == added(theirs[7]):
+                tally["same"] += 1
+            else:
+                tally["differ"] += 1
+                tally["first_difference"] = tally["first_difference"] or (ours[7][:300], theirs[7][:300])
+    return {"looked": looked, **counts}
 
 
-def ensure_bcftools() -> str:
-    found = shutil.which("bcftools")
+# ---- vcfanno ------------------------------------------------------------------------------------
+
+
+def vcfanno_sources(workdir: Path, paths: dict, passes) -> Path:
+    """Each bcftools table as the bgzipped, indexed VCF vcfanno reads (one record per ALT, the
+    values as INFO fields of the same names), and the TOML config naming them.
+    Not timed, as bcftools' tables are not: vcfanno cannot read the services' files either."""
+    import pysam
+
+    folder = workdir / "vcfanno"
+    config = folder / "sources.toml"
+    if config.exists():
+        return config
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    blocks = []
+    for table, header, names in passes:
+        plain = folder / (Path(table).name.removesuffix(".tsv") + ".vcf")
+        with open(plain, "w") as out, open(table) as rows:
+            out.write("##fileformat=VCFv4.2\n")
+            out.writelines(f"##contig=<ID=chr{chrom}>\n" for chrom in CHROMS)
+            # Float as String: vcfanno writes a Float with 4 significant digits (0.02466 -> 0.0247)
+            out.write(header.read_text().replace("Type=Float", "Type=String"))
+            out.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+            next(rows)
+            for row in rows:
+                chrom, pos, ref, alt, *values = row.rstrip("\n").split("\t")
+                info = ";".join(f"{k}={v}" for k, v in zip(names, values) if v != ".") or "."
+                out.write(f"{chrom}\t{pos}\t.\t{ref}\t{alt}\t.\t.\t{info}\n")
+        packed = str(plain) + ".gz"
+        pysam.tabix_compress(str(plain), packed, force=True)
+        pysam.tabix_index(packed, preset="vcf", force=True)
+        plain.unlink()
+        quoted = lambda items: "[" + ", ".join(f'"{x}"' for x in items) + "]"  # noqa: E731
+        blocks.append(f'[[annotation]]\nfile="{packed}"\nfields={quoted(names)}\n'
+                      f'ops={quoted(["self"] * len(names))}\nnames={quoted(names)}\n')
+    config.write_text("\n".join(blocks))
+    return config
+
+
+def run_vcfanno(workdir: Path, paths: dict, config: Path) -> dict:
+    """`vcfanno -p 2 CONFIG VCF | bgzip -c > OUT`, then `tabix -p vcf OUT`."""
+    out = workdir / "out-vcfanno"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    final = out / "annotated.vcf.gz"
+    command = ["vcfanno", "-p", "2", str(config), str(paths["sample.vcf"])]
+    started = time.perf_counter()
+    with open(final, "wb") as sink, open(out / "vcfanno.log", "wb") as log:
+        annotate = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+        compress = subprocess.Popen(["bgzip", "-c"], stdin=annotate.stdout, stdout=sink)
+        annotate.stdout.close()
+        memory = TreeMemory([annotate.pid, compress.pid])
+        codes, peaks = wait_all([annotate, compress])
+        pipeline_peak = memory.stop()
+    index = subprocess.Popen(["tabix", "-p", "vcf", str(final)])
+    index_codes, index_peaks = wait_all([index])
+    seconds = time.perf_counter() - started
+    if any(codes) or any(index_codes):
+        raise SystemExit(f"vcfanno failed: exit codes {codes} {index_codes}; see {out / 'vcfanno.log'}")
+    return {"seconds": seconds, "tree_peak": max(pipeline_peak, sum(peaks) * 1024, max(index_peaks) * 1024),
+            "max_process": max(peaks + index_peaks) * 1024, "vcf": final, "command": command}
+
+
+def ensure_tool(tool: str, package: str | None = None) -> str:
+    """The path of ``tool``, installing Debian's ``package`` (default: the tool's name) if missing."""
+    found = shutil.which(tool)
     if found:
         return found
-    command = "apt-get install -y bcftools"
+    command = f"apt-get install -y {package or tool}"
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"bcftools is not installed; running: {command}", flush=True)
+        print(f"{tool} is not installed; running: {command}", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         if subprocess.run(command.split(), env=env).returncode != 0:
             subprocess.run(["apt-get", "update"], env=env, check=False)
             subprocess.run(command.split(), env=env, check=False)
-        found = shutil.which("bcftools")
+        found = shutil.which(tool)
         if found:
             return found
-    raise SystemExit(f"bcftools is needed: install Debian's with `sudo apt-get update && sudo {command}`")
+    raise SystemExit(f"{tool} is needed: install Debian's with `sudo apt-get update && sudo {command}`")
 
 
 def mb(size: float) -> str:
@@ -433,8 +521,14 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each, the fastest counted (default 2)")
     parser.add_argument("--workdir", type=Path, help="where the data go (kept; reused when made with the same --variants)")
     args = parser.parse_args(argv)
-    bcftools = ensure_bcftools()
+    bcftools = ensure_tool("bcftools")
+    ensure_tool("vcfanno")
+    ensure_tool("bgzip", "tabix")
+    ensure_tool("tabix")
     version = subprocess.run([bcftools, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    banner = subprocess.run(["vcfanno"], capture_output=True, text=True).stderr  # "vcfanno version 0.3.5 [built ..."
+    vcfanno_version = next((line.split(" [")[0].replace(" version", "") for line in banner.splitlines()
+                            if line.startswith("vcfanno version")), "vcfanno")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gensvc-bench-merge-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stamp = workdir / f"generated-{args.variants}"
@@ -445,47 +539,79 @@ def main(argv=None) -> int:
             print(f"reusing the data in {workdir}")
         else:
             started = time.perf_counter()
+            shutil.rmtree(workdir / "vcfanno", ignore_errors=True)
             made = generate(workdir, args.variants)
             paths = made["paths"]
             stamp.write_text("\n".join(paths[name].name for name in names) + "\n")
             print(f"generated {made['records']:,} records ({made['alts']:,} ALTs) and three sources in "
                   f"{time.perf_counter() - started:.0f} s, in {workdir}")
+        started = time.perf_counter()
+        config = vcfanno_sources(workdir, paths, bcftools_passes(workdir, paths))
+        print(f"vcfanno's sources as bgzipped VCFs and its config {config} ready in {time.perf_counter() - started:.0f} s "
+              "(not timed)")
         sizes = ", ".join(f"{name} {mb(paths[name].stat().st_size)}" for name in names[:4])
-        print(f"inputs: {sizes}; {os.cpu_count()} CPUs", flush=True)
-        ours, theirs = [], []
-        for n in range(args.repeat):  # alternated, so that both meet the same machine
+        print(f"inputs: {sizes}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}", flush=True)
+        ours, theirs, annos = [], [], []
+        for n in range(args.repeat):  # alternated, so that all three meet the same machine
             ours.append(run_gensvc(workdir, paths))
             theirs.append(run_bcftools(workdir, paths))
+            annos.append(run_vcfanno(workdir, paths, config))
             print(f"run {n + 1}: gensvc {ours[-1]['seconds']:.1f} s, bcftools {theirs[-1]['seconds']:.1f} s "
-                  f"(+{theirs[-1]['prep_seconds']:.1f} s making its tables)", flush=True)
-        same, differ, looked = spot_check(ours[-1]["vcf"], theirs[-1]["vcf"])
+                  f"(+{theirs[-1]['prep_seconds']:.1f} s making its tables), vcfanno {annos[-1]['seconds']:.1f} s; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        checked = spot_check({"gensvc": ours[-1]["vcf"], "bcftools": theirs[-1]["vcf"], "vcfanno": annos[-1]["vcf"]})
         with_tsv = run_gensvc(workdir, paths, tsv=True)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    best, rival = min(ours, key=lambda r: r["seconds"]), min(theirs, key=lambda r: r["seconds"])
+    best = min(ours, key=lambda r: r["seconds"])
+    rival = min(theirs, key=lambda r: r["seconds"])
+    anno = min(annos, key=lambda r: r["seconds"])
     peak = max(r["tree_peak"] for r in ours + [with_tsv])
     print()
     print("bcftools, the normal way with three sources: three `bcftools annotate -a TABLE.gz -h HEADER -c "
           "CHROM,POS,REF,ALT,...` passes piped (-Ou between them, -Oz out), then `bcftools index -t`. Its tables hold "
           "the same values in VCF spelling; writing them is not timed (bcftools cannot read the services' files), "
-          "bgzip + tabix of them is shown apart.")
+          "bgzip + tabix of them is shown apart. vcfanno: `vcfanno -p 2 CONFIG.toml VCF | bgzip -c`, then "
+          "`tabix -p vcf`, its sources the same tables as bgzipped VCFs (made untimed).")
     print(f"{'':34s} {'wall time':>10s} {'peak RSS, all processes':>24s} {'largest process':>16s}")
     print(f"{'gensvc merge annotations, vcf+tbi':34s} {best['seconds']:9.1f}s {mb(best['tree_peak']):>24s} "
           f"{mb(best['max_process']):>16s}")
     print(f"{version + ' annotate x3 + index':34s} {rival['seconds']:9.1f}s {mb(rival['tree_peak']):>24s} "
           f"{mb(rival['max_process']):>16s}")
     print(f"{'  + bgzip and tabix of its tables':34s} {rival['prep_seconds']:9.1f}s")
+    print(f"{vcfanno_version + ' -p 2 + bgzip, tabix':34s} {anno['seconds']:9.1f}s {mb(anno['tree_peak']):>24s} "
+          f"{mb(anno['max_process']):>16s}")
     print(f"{'gensvc, vcf+tbi and the TSV':34s} {with_tsv['seconds']:9.1f}s {mb(with_tsv['tree_peak']):>24s} "
           f"{mb(with_tsv['max_process']):>16s}")
     ratio = best["seconds"] / rival["seconds"]
     whole = best["seconds"] / (rival["seconds"] + rival["prep_seconds"])
-    print(f"time ratio gensvc / bcftools: {ratio:.2f}x for the same outputs (goal: at most 2x); "
+    anno_ratio = best["seconds"] / anno["seconds"]
+    load = os.getloadavg()[0]
+    print(f"time ratio gensvc / bcftools: {ratio:.2f}x for the same outputs (goal: at most 1.0x); "
           f"{whole:.2f}x counting bcftools' table preparation")
-    print(f"peak RSS: gensvc {mb(peak)} (goal: under 500 MB), bcftools {mb(rival['tree_peak'])}")
-    print(f"spot check, first {looked:,} records: {same:,} biallelic records carry the same values in both outputs, "
-          f"{differ:,} differ (bcftools fills one ALT of a multiallelic site from a table: those are not compared)")
-    return 0 if ratio <= 2 and peak < 500e6 else 1
+    print(f"time ratio gensvc / vcfanno -p 2: {anno_ratio:.2f}x (goal: at most 0.6x)")
+    print(f"peak RSS: gensvc {mb(peak)} (goal: at most 200 MB), bcftools {mb(rival['tree_peak'])}, "
+          f"vcfanno {mb(anno['tree_peak'])}; load average {load:.1f} on {os.cpu_count()} CPUs")
+    for name in ("bcftools", "vcfanno"):
+        tally = checked[name]
+        note = " (multiallelic records not compared: bcftools fills one ALT of them from a tab file)" \
+            if name == "bcftools" else ""
+        print(f"spot check, every 50th record ({checked['looked']:,}): {tally['same']:,} carry the same values in "
+              f"gensvc's and {name}'s outputs, {tally['differ']:,} differ{note}")
+        if tally["first_difference"]:
+            print(f"  first difference: gensvc {tally['first_difference'][0]!r}\n  {name} {tally['first_difference'][1]!r}")
+    scale = f"{args.variants / 1e6:g} M records, three sources"
+    record(f"merge time vs bcftools annotate x3 (tables given), {scale}", f"{best['seconds']:.1f} s",
+           f"{rival['seconds']:.1f} s", ratio, "<= 1.0x", ratio <= 1.0)
+    record(f"merge time vs vcfanno -p 2, {scale}", f"{best['seconds']:.1f} s", f"{anno['seconds']:.1f} s",
+           anno_ratio, "<= 0.6x", anno_ratio <= 0.6)
+    record(f"merge peak RSS, all processes, {scale}", mb(peak), "200 MB budget", peak / 200e6, "<= 200 MB",
+           peak <= 200e6)
+    agree = all(checked[name]["differ"] == 0 and checked[name]["same"] > 0 for name in ("bcftools", "vcfanno"))
+    if not agree:
+        print("the outputs differ: the figures above are not comparable")
+    return 0 if agree and ratio <= 1.0 and anno_ratio <= 0.6 and peak <= 200e6 else 1
 
 
 if __name__ == "__main__":
