@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _services_with_operations() -> list[str]:
     """Services in their usual order, then the local steps (merge)."""
-    found = {service for service, _, _ in schema.operations()}
+    found = schema.services_with_operations()
     return [s for s in SERVICES if s in found] + sorted(found - set(SERVICES))
 
 
@@ -121,7 +121,7 @@ def _operation(argv: list[str]) -> int:
     from gensvc.runner import execute
 
     if len(argv) < 2 or argv[1].startswith("-"):
-        names = [op for svc, op, _ in schema.operations() if svc == argv[0]]
+        names = sorted(path.stem for path in (schema.SCHEMA_DIR / argv[0]).glob("*.yaml"))
         names += [op for svc, op in LOCAL_COMMANDS if svc == argv[0]]
         print(f"usage: gensvc {argv[0]} <operation> ...; operations: {', '.join(names)}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import yaml
 from gensvc.core.ratelimit import RateLimit
 from gensvc.core.redaction import register_secret
 from gensvc.errors import UsageError
+from gensvc.schema import parse_yaml
 
 SERVICES = ("bravo", "opencravat", "cgi", "cavatica", "opencga")
 
@@ -157,7 +158,7 @@ def _config_file() -> dict:
             return {}
         path = "gensvc.yaml"
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = parse_yaml(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist", hint="fix GENSVC_CONFIG") from None
     except yaml.YAMLError as exc:
@@ -220,7 +221,7 @@ def _credentials_file() -> dict:
             hint=f"run: chmod 600 {path}",
         )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except yaml.YAMLError:
         # the parser's message may quote a secret
         raise UsageError(f"credentials file {path} is not valid YAML") from None
