@@ -7,7 +7,8 @@ never faulted, never counted):
 - `GET /_emulator/faults`: the active faults.
 - `POST /_emulator/faults`: body is one fault object or a list; appends; returns the active list.
 - `DELETE /_emulator/faults`: clears them.
-- `GET /_emulator/stats`: `{"requests": N, "by_status": {"200": n, "drop": m}, "by_path": {...}}`.
+- `GET /_emulator/stats`: `{"requests": N, "by_status": {"200": n, "drop": m}, "by_path": {...},
+  "by_route": {"POST /path": n, ...}}` (by_route tells a POST from the GET on its path).
 - `DELETE /_emulator/stats`: resets the counters and the service's own windows (rate limits).
 - `GET /_emulator/requests`: `{"requests": [{"at": <epoch s>, "method": "GET", "path": ...}]}`,
   every service request as it arrived, faulted ones too (the last 100000), so a test can check a
@@ -302,7 +303,8 @@ class FaultInjector:
 
 
 class RequestStats:
-    """Counts every service request by status and by path, and lists when each arrived; thread-safe."""
+    """Counts every service request by status, by path and by method and path, and lists
+    when each arrived; thread-safe."""
 
     ARRIVALS_KEPT = 100_000
 
@@ -310,6 +312,7 @@ class RequestStats:
         self._lock = threading.Lock()
         self._by_status: Counter[str] = Counter()
         self._by_path: Counter[str] = Counter()
+        self._by_route: Counter[str] = Counter()
         self._requests = 0
         self._arrivals: deque[dict] = deque(maxlen=self.ARRIVALS_KEPT)
 
@@ -321,11 +324,12 @@ class RequestStats:
         with self._lock:
             return list(self._arrivals)
 
-    def record(self, path: str, status: str) -> None:
+    def record(self, path: str, status: str, method: str = "GET") -> None:
         with self._lock:
             self._requests += 1
             self._by_status[status] += 1
             self._by_path[path] += 1
+            self._by_route[f"{method} {path}"] += 1
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -333,6 +337,7 @@ class RequestStats:
                 "requests": self._requests,
                 "by_status": dict(sorted(self._by_status.items())),
                 "by_path": dict(sorted(self._by_path.items())),
+                "by_route": dict(sorted(self._by_route.items())),
             }
 
     def reset(self) -> None:
@@ -341,6 +346,7 @@ class RequestStats:
             self._by_status.clear()
             self._by_path.clear()
             self._arrivals.clear()
+            self._by_route.clear()
 
 
 def int_query_arg(args, name: str, default: int, invalid: Callable[[str], Exception]) -> int:
@@ -410,11 +416,11 @@ class EmulatorApp:
         if fault.processed:
             self._run_buffered(environ, path, record=False)  # acted on; the client never hears
         if fault.kind == "status":
-            self.stats.record(path, str(fault.status))
+            self.stats.record(path, str(fault.status), method)
             time.sleep(pause)
             return self._fault_response(fault)(environ, start_response)
         if fault.kind == "drop":
-            self.stats.record(path, "drop")
+            self.stats.record(path, "drop", method)
             time.sleep(pause)
             _shutdown_socket(environ)
             # werkzeug treats a ConnectionError from the app as a dropped connection: no reply.
@@ -423,7 +429,7 @@ class EmulatorApp:
 
     def _serve(self, environ: dict, start_response: Callable, path: str) -> Iterable[bytes]:
         def counting_start_response(status: str, headers: list, exc_info: Any = None):
-            self.stats.record(path, status.split(None, 1)[0])
+            self.stats.record(path, status.split(None, 1)[0], environ.get("REQUEST_METHOD", "GET"))
             return start_response(status, headers, exc_info)
 
         return self.service_app(environ, counting_start_response)
@@ -458,7 +464,7 @@ class EmulatorApp:
                 result.close()
         status = captured["status"]
         if record:
-            self.stats.record(path, status.split(None, 1)[0])
+            self.stats.record(path, status.split(None, 1)[0], environ.get("REQUEST_METHOD", "GET"))
         return status, captured["headers"], body
 
     def _serve_after(self, environ: dict, start_response: Callable, path: str,

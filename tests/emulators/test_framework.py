@@ -311,10 +311,22 @@ def test_stats_count_every_service_request(emulator):
         "requests": 5,
         "by_status": {"200": 2, "400": 1, "404": 1, "429": 1},
         "by_path": {"/freeze5/hg38/api/v1/": 2, "/freeze5/hg38/api/v1/variant": 2, "/nowhere": 1},
+        "by_route": {"GET /freeze5/hg38/api/v1/": 2, "GET /freeze5/hg38/api/v1/variant": 2, "GET /nowhere": 1},
     }
     assert emulator.stats() == counts
     reset = requests.delete(emulator.root + "/_emulator/stats").json()
-    assert reset == {"requests": 0, "by_status": {}, "by_path": {}}
+    assert reset == {"requests": 0, "by_status": {}, "by_path": {}, "by_route": {}}
+
+
+def test_stats_tell_the_methods_on_one_path_apart(emulator):
+    # a submission's POST and the GET that looks its job up share a path
+    requests.post(emulator.url + "variant")
+    get(emulator, "variant?chrom=22&pos=16390137")
+    add_faults(emulator, {"path": "*/variant", "method": "POST", "kind": "drop", "count": 1})
+    with pytest.raises(requests.ConnectionError):
+        requests.post(emulator.url + "variant")
+    assert stats(emulator)["by_route"] == {"GET /freeze5/hg38/api/v1/variant": 1,
+                                           "POST /freeze5/hg38/api/v1/variant": 2}
 
 
 def test_every_service_request_is_listed_with_its_arrival_time_until_the_stats_are_reset(emulator):
