@@ -295,6 +295,18 @@ def test_download_cut_short_resumes_and_is_identical(tmp_path, emu_env, vcf, emu
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_a_finished_job_whose_details_cannot_be_read_for_a_while_is_still_reported_finished(
+        tmp_path, emu_env, vcf, emulated):
+    # the server restarting just as the job finished: the job list is out of reach for
+    # longer than one request's retries, and the poll rides it out as it rides out a status check
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
+    add_fault(emulated.emulator, path="/submit/getjobs", kind="status", status=503, count=3)
+    done = poll(tmp_path, emu_env | {"GENSVC_OPENCRAVAT_MAX_ATTEMPTS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert read_json(tmp_path / "status.json")["status"] == "Finished"
+    assert stats(emulated.emulator)["by_status"]["503"] == 3
+
+
 def test_failed_job_exits_4_with_its_log(tmp_path, emu_env, vcf, emulated):
     assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
     job = read_json(tmp_path / "receipt.json")["job_id"]

@@ -315,7 +315,11 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.8, max_wait=6
         now = time.monotonic()
         if status != seen["status"]:
             seen.update(status=status, since=now)
-        if status in ("Finished", *FAILED):
+        if status == "Finished":
+            # read inside the check: a job list out of reach for a while (a server restarting
+            # as the job ends) is a failed check, ridden out as any other
+            return JobState(status, finished=True, detail=client.job(job_id))
+        if status in FAILED:
             return JobState(status, finished=True)
         if now - seen["since"] > stuck_after:
             return _stalled_job_state(client, job_id, receipt, status, now - seen["since"])
@@ -327,7 +331,7 @@ def poll(step, *, timeout=86400.0, stuck_after=600.0, first_wait=1.8, max_wait=6
     if state.status != "Finished":
         raise JobFailed(f"opencravat job {job_id} ended {state.status}: {_log_tail(client, job_id)}", where=where,
                         hint="read the job log on the server; fix the input or options and submit again")
-    detail = client.job(job_id)
+    detail = state.detail
     write_json(step.output["status"], {"service": "opencravat", "job_id": job_id, "status": state.status,
                                        "checks": checks, "job": detail})
     return {"job_id": job_id, "checks": checks, "versions": {"open_cravat": detail.get("open_cravat_version")}}
