@@ -22,8 +22,10 @@ API (import as ``from tests.reliability.faults import ...``):
   applies to (empty: every kind).
 - ``FAULTS``: every fault of issue 14 item 1. Add a service's own (CAVATICA's maintenance
   503) as another ``Fault`` in your module: ``FAULTS + (Fault("maintenance-503", ...),)``.
-- ``Cell`` and ``matrix(service, operations, faults=FAULTS, skip=...)``: the cells, ids like
-  ``cgi-submit-503-bounded``, figure ``survived`` (bounded) or ``refused`` (unbounded).
+- ``Cell`` and ``matrix(service, operations, faults=FAULTS, skip=..., survives=...)``: the
+  cells, ids like ``cgi-submit-503-bounded``, figure ``survived`` (bounded, or an unbounded
+  cell marked ``survives``: a submission whose answers are all lost still finds its one job;
+  ``cell.succeeds``) or ``refused`` (unbounded).
   ``params(cells, xfail={id: reason})`` makes pytest params marked with their figure (and
   a strict xfail where a defect is known and not fixed yet); pass them through
   ``cases(..., fast=N)`` for make test's subset.
@@ -31,18 +33,28 @@ API (import as ``from tests.reliability.faults import ...``):
   timeout settings as GENSVC_<SERVICE>_* variables, so a cell takes a second or two.
   ``max_attempts(env, service)`` reads back what a cell allows.
 - ``Emulated``: an emulator that can be stopped, restarted on its port with its state, and
-  asked for its stats; ``requests_to(stats, glob)`` counts requests to matching paths.
+  asked for its stats and how often a bounded cell's fault ``fired(cell)`` (assert it did); ``requests_to(stats, glob)`` counts requests to matching paths.
 - ``run_cli(args, env)`` runs the CLI as a subprocess (it talks HTTP to the emulator on
   loopback); ``run_cli_during(args, env, action)`` runs ``action()`` while it runs (a restart).
 - ``inject(emulated, cell, path, method, env)``: put the cell's fault in place (any
-  mechanism) and return a callable that undoes it; ``outputs_before(paths)`` /
-  ``assert_refused_cleanly(done, cell, outputs, ...)`` / ``assert_same_outputs(...)``: the
+  mechanism) and return a callable that undoes it; ``files_under(dirs)`` (what was there
+  before) / ``assert_refused_cleanly(done, cell, outputs, before)`` /
+  ``assert_requests_bounded(cell, n, env)`` / ``assert_same_outputs(outputs, clean)``: the
   expectations.
+- Job services: describe one as a ``JobService`` (its emulator, environment, the submit,
+  poll and fetch calls, each kind's faulted path and method, its job list, the fault that
+  fails a job); ``job_matrix(service)`` makes its cells (a submission whose answers are all
+  lost after it acted must still succeed with one job), ``finish_job(service, dir)`` the
+  clean reference (one finished job and its outputs, once per module) and
+  ``run_job_cell(service, cell, dir, finished)`` runs one cell and checks all of it.
+  tests/reliability/test_faults_cgi.py is a whole example.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import re
 import subprocess
 import sys
 import threading
@@ -151,14 +163,22 @@ class Cell:
     operation: str
     fault: Fault
     bounded: bool
+    # an unbounded fault the operation still gets through (a submission whose every answer
+    # is lost finds the job it made): expected to succeed, counted as survived
+    survives: bool = False
 
     @property
     def id(self) -> str:
         return f"{self.service}-{self.operation}-{self.fault.name}-{'bounded' if self.bounded else 'unbounded'}"
 
     @property
+    def succeeds(self) -> bool:
+        """The operation must succeed under this cell's fault."""
+        return self.bounded or self.survives
+
+    @property
     def figure(self) -> str:
-        return "survived" if self.bounded else "refused"
+        return "survived" if self.succeeds else "refused"
 
     @property
     def count(self) -> int | None:
@@ -167,17 +187,22 @@ class Cell:
 
 
 def matrix(service: str, operations: Iterable[str], faults: Iterable[Fault] = FAULTS,
-           skip: Callable[[str, Fault], bool] | None = None) -> list[Cell]:
+           skip: Callable[[str, Fault], bool] | None = None,
+           survives: Callable[[str, Fault], bool] | None = None) -> list[Cell]:
     """Every cell of ``service``: each operation × each fault that applies to it × bounded
-    and unbounded as the fault has them; ``skip(operation, fault)`` leaves a pair out."""
+    and unbounded as the fault has them; ``skip(operation, fault)`` leaves a pair out;
+    ``survives(operation, fault)`` marks an unbounded cell the operation must get through."""
     cells = []
-    for operation in operations:
-        for fault in faults:
+    operations = list(operations)
+    # fault by fault, so that an even spread of the list (make test's subset) covers many faults
+    for fault in faults:
+        for operation in operations:
             if not fault.applies_to(operation) or (skip is not None and skip(operation, fault)):
                 continue
             for bounded in (True, False):
                 if (fault.bounded if bounded else fault.unbounded):
-                    cells.append(Cell(service, operation, fault, bounded))
+                    lives = not bounded and survives is not None and survives(operation, fault)
+                    cells.append(Cell(service, operation, fault, bounded, lives))
     return cells
 
 
@@ -266,6 +291,12 @@ class Emulated:
     def stats(self) -> dict:
         return self.app.stats.snapshot()
 
+    def fired(self, cell: Cell) -> int:
+        """How many times the bounded ``cell``'s fault fired (it is gone once it fired
+        BOUNDED_COUNT times); a cell whose fault never fired proves nothing."""
+        left = sum(fault.get("count", 0) for fault in self.app.faults.active())
+        return BOUNDED_COUNT - left
+
     def settle(self, quiet: float = 0.3, at_most: float = 10.0) -> None:
         """Wait until no request has been counted for ``quiet`` s (a stalled answer is
         counted only once sent), so that it does not land in the next cell's counters."""
@@ -283,9 +314,13 @@ class Emulated:
         self.stop()
 
 
-def requests_to(stats: dict, glob: str) -> int:
-    """Requests counted on paths matching ``glob``."""
-    return sum(n for path, n in stats["by_path"].items() if fnmatch.fnmatchcase(path, glob))
+def requests_to(stats: dict, glob: str, method: str | None = None) -> int:
+    """Requests counted on paths matching ``glob`` (of ``method`` only, if given)."""
+    if method is None:
+        return sum(n for path, n in stats["by_path"].items() if fnmatch.fnmatchcase(path, glob))
+    prefix = method.upper() + " "
+    return sum(n for route, n in stats["by_route"].items()
+               if route.startswith(prefix) and fnmatch.fnmatchcase(route[len(prefix):], glob))
 
 
 def inject(emulated: Emulated, cell: Cell, path: str, method: str | None = None,
@@ -356,12 +391,19 @@ def files_under(directories: Iterable[Path]) -> set[Path]:
     return found
 
 
+# a log record the CLI writes to stderr without --log ("still waiting" while a poll rides out
+# an outage): not part of the error
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING) gensvc[.\w]*: ")
+
+
 def assert_one_clear_line(done: subprocess.CompletedProcess, exit_code: int) -> str:
-    """Exit ``exit_code``, one line on stderr, no traceback; the line."""
+    """Exit ``exit_code``, the error in one line on stderr (after any log records of the
+    wait), no traceback; the line."""
     assert done.returncode == exit_code, (done.returncode, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.strip().splitlines() if not LOG_RECORD.match(line)]
+    assert len(lines) == 1, done.stderr
+    assert done.stderr.strip().endswith(lines[0]), done.stderr
     return lines[0]
 
 
@@ -413,3 +455,160 @@ __all__ = [
     "max_attempts", "params", "read_outputs", "requests_to", "run_cli", "run_cli_during", "settings_env",
     "wait_for_request",
 ]
+
+
+# ---- job services: submit, poll, download -----------------------------------------------
+
+
+@dataclass
+class JobService:
+    """What a job service's test module tells ``run_job_cell``.
+
+    ``env(workdir, settings)``: the CLI's environment with ``settings`` (GENSVC_* values).
+    ``submit(workdir, receipt)``: the submit call's arguments, its input unique to the call
+    (a submission is known by its inputs' digests). ``poll(receipt, status, timeout)`` and
+    ``fetch(receipt, outdir)`` -> (arguments, outputs): the other two kinds. ``paths``: each
+    operation kind's faulted (glob, method); ``{job}`` stands for the job id. ``jobs()``:
+    the job ids the server holds. ``job_fails``: the emulator fault object (on the submit
+    path) that makes the next job fail. ``volatile``: receipt keys that differ between two
+    jobs of one call (its job id, key, time), left out when receipts are compared.
+    ``poll_first_wait``: the poll's first wait, which bounds its checks.
+    """
+
+    emulated: Emulated
+    env: Callable[[Path, Mapping[str, str]], dict]
+    submit: Callable[[Path, Path], list]
+    poll: Callable[[Path, Path, float], list]
+    fetch: Callable[[Path, Path], tuple[list, list[Path]]]
+    paths: Mapping[str, tuple[str, str]]
+    jobs: Callable[[], set[str]]
+    job_fails: dict
+    volatile: tuple[str, ...] = ("job_id", "idempotency_key", "submitted_at")
+    poll_first_wait: float = 0.2
+    forget: Callable[[str], None] | None = None  # deletes a job (keeps look-ups short)
+
+
+# an unbounded poll cell: the outage outlasts the poll's own timeout
+UNBOUNDED_POLL_TIMEOUT = 1.0
+OPERATION_KINDS = ("submit", "poll", "download")
+# a submission's answer lost after the job was made: the job is found, however often it happens
+FOUND_AFTER_LOSS = frozenset({"drop-after", "truncated", "stall"})
+
+
+def job_matrix(service: str, faults: Iterable[Fault] = FAULTS, operations: Iterable[str] = OPERATION_KINDS,
+               skip: Callable[[str, Fault], bool] | None = None) -> list[Cell]:
+    """A job service's cells: an unbounded lost answer to a submission must still succeed."""
+    return matrix(service, operations, faults, skip=skip,
+                  survives=lambda operation, fault: operation == "submit" and fault.name in FOUND_AFTER_LOSS)
+
+
+def run_ok(args: Iterable[Any], env: Mapping[str, str]) -> subprocess.CompletedProcess:
+    done = run_cli(args, env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def finish_job(service: JobService, workdir: Path) -> dict:
+    """A job run to the end through the CLI, and what a clean poll and download of it write:
+    the reference of every bounded cell."""
+    env = service.env(workdir, {})
+    receipt, status, out = workdir / "receipt.json", workdir / "status.json", workdir / "out"
+    out.mkdir()
+    run_ok(service.submit(workdir, receipt), env)
+    run_ok(service.poll(receipt, status, 60), env)
+    args, outputs = service.fetch(receipt, out)
+    run_ok(args, env)
+    return {"receipt": receipt, "job": json.loads(receipt.read_text())["job_id"],
+            "submit": read_outputs([receipt]), "poll": read_outputs([status]), "download": read_outputs(outputs)}
+
+
+def _receipt_without(volatile: tuple[str, ...]) -> Callable[[str, bytes], bytes]:
+    def normalise(name: str, data: bytes) -> bytes:
+        receipt = json.loads(data)
+        for key in volatile:
+            receipt.pop(key, None)
+        return json.dumps(receipt, sort_keys=True).encode()
+
+    return normalise
+
+
+def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict) -> None:
+    """Run one cell of a job service and check what it must lead to (see the module's
+    docstring); ``finished`` is finish_job's, on the same emulator."""
+    emulated = service.emulated
+    emulated.reset()
+    if service.forget is not None:
+        for job in service.jobs() - {finished["job"]}:
+            service.forget(job)
+    out = workdir / "out"
+    out.mkdir()
+    env = service.env(workdir, cell_settings(cell))
+    receipt = finished["receipt"]
+    if cell.operation == "submit":
+        receipt = out / "receipt.json"
+        args, outputs = service.submit(workdir, receipt), [receipt]
+    elif cell.operation == "poll":
+        if cell.fault.how in ("restart", "service"):  # a job of its own, still running (or failing)
+            receipt = workdir / "receipt.json"
+            if cell.fault.how == "service":
+                glob, method = service.paths["submit"]
+                emulated.add_faults(cell.fault.spec(glob, method, 1, fault=service.job_fails))
+            run_ok(service.submit(workdir, receipt), service.env(workdir, {}))
+        status = out / "status.json"
+        args, outputs = service.poll(receipt, status, 60 if cell.succeeds else UNBOUNDED_POLL_TIMEOUT), [status]
+    else:
+        args, outputs = service.fetch(receipt, out)
+    job = json.loads(receipt.read_text())["job_id"] if receipt.exists() else None
+    glob, method = service.paths[cell.operation]
+    glob = glob.replace("{job}", str(job))
+    before_jobs = service.jobs()
+    emulated.app.stats.reset()
+    before = files_under([out])
+    if cell.fault.how == "service":
+        done = run_cli(args, env)
+    elif cell.fault.how == "restart":
+        def restart_between_polls():
+            wait_for_request(emulated, glob)
+            emulated.restart(down=0.5)
+        done = run_cli_during(args, env, restart_between_polls)
+    else:
+        undo = inject(emulated, cell, glob, method)
+        try:
+            done = run_cli(args, env)
+        finally:
+            undo()
+    emulated.settle()
+    made = service.jobs() - before_jobs
+    if cell.succeeds:
+        assert done.returncode == 0, done.stderr
+        if cell.bounded and cell.fault.how == "emulator":
+            # a submission's lost answer may be found before the fault fires again
+            assert emulated.fired(cell) >= (1 if cell.operation == "submit" else BOUNDED_COUNT)
+        if cell.operation == "submit":
+            assert made == {json.loads(receipt.read_text())["job_id"]}, made  # one job: the receipt's
+            assert_same_outputs(outputs, finished["submit"], _receipt_without(service.volatile))
+        else:
+            assert not made, f"jobs made by a {cell.operation}: {made}"
+            if cell.fault.how == "restart":  # a job of its own: its end, not the reference's bytes
+                assert json.loads(outputs[0].read_text())["status"] == json.loads(
+                    finished["poll"]["status.json"])["status"]
+            else:
+                assert_same_outputs(outputs, finished[cell.operation])
+        return
+    assert_refused_cleanly(done, cell, outputs, before)
+    stats = emulated.stats()
+    if cell.fault.how == "service":  # the failed job: read, never submitted again
+        submit_glob, submit_method = service.paths["submit"]
+        assert not made and requests_to(stats, submit_glob, submit_method) == 0
+        return
+    if cell.fault.how == "refused":
+        return
+    if cell.operation == "submit":
+        assert not made, f"an unbounded {cell.fault.name} made jobs {made}"
+    faulted = requests_to(stats, glob, method)
+    if cell.operation == "poll" and cell.fault.retried:
+        # every check spends at most max_attempts, and the checks stop at the poll's timeout
+        checks = int(UNBOUNDED_POLL_TIMEOUT / (service.poll_first_wait * 0.9)) + 2
+        assert_requests_bounded(cell, faulted, env, most=checks * max_attempts(env, cell.service))
+    else:
+        assert_requests_bounded(cell, faulted, env)
