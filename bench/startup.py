@@ -7,7 +7,9 @@ The service is a stand-in HTTP server on loopback that notes when the first requ
 just before the bench starts `python -m gensvc.cli <service> <operation> ...`. Wrapper: a
 one-rule Snakefile runs the operation's wrapper; Snakemake starts the wrapper's script as a
 process of its own, whose start time the bench reads from /proc (clock ticks, 10 ms) -
-Snakemake's own start-up is not the wrapper's. Each figure is the median of --repeat runs.
+Snakemake's own start-up is not the wrapper's. Each figure is the median of --repeat runs;
+beside it, the CPU time the process had used by then (from /proc), which a busy machine
+inflates far less than the wall time.
 `python -X importtime -m gensvc.cli <service> <operation> --help` says where the time goes.
 Usage: python bench/startup.py [--repeat 5] [--services bravo,opencravat,cgi,cavatica,opencga]
 """
@@ -39,7 +41,7 @@ OPERATIONS = {
             {"cancer_type": "BRCA", "reference": "hg38"}),
     "cavatica": ("upload", {"files": "sample.vcf"}, {"manifest": "manifest.json"},
                  {"project": "gensvc-demo/demo-project"}),
-    "opencga": ("query", {}, {"variants": "variants.tsv"}, {"study": "gensvc@demo:demo", "gene": "BRAF"}),
+    "opencga": ("query", {}, {"variants": "variants.tsv"}, {"study": "gensvc@demo:demo"}),
 }
 CREDENTIALS = {"GENSVC_BRAVO_TOKEN": "bench-token", "GENSVC_CGI_EMAIL": "bench@example.org",
                "GENSVC_CGI_TOKEN": "bench-token", "GENSVC_CAVATICA_TOKEN": "bench-token",
@@ -185,12 +187,18 @@ def time_wrapper(service: str, work: Path, stand_in: StandIn, env: dict) -> floa
         time.sleep(0.003)
     if arrived is not None:  # the script is still up (retrying the 503): seen now if missed before
         starts.update({pid: t for pid, t in process_starts("wrapper.py").items() if t >= started - 0.02})
+    before = {pid: t for pid, t in starts.items() if arrived is not None and t <= arrived}
+    pid = max(before, key=before.get) if before else None
+    try:
+        cpu = cpu_seconds(pid) if pid is not None else float("nan")
+    except OSError:
+        cpu = float("nan")
     os.killpg(process.pid, 9)
     process.wait()
-    if arrived is None or not starts:
+    if pid is None:
         print(f"  {script}: no wrapper process or no request seen", file=sys.stderr)
         return None
-    return arrived - max(t for t in starts.values() if t <= arrived), float("nan")
+    return arrived - before[pid], cpu
 
 
 def main() -> int:
@@ -219,7 +227,7 @@ def main() -> int:
                 times = [wall for wall, _ in runs]
                 median = statistics.median(times)
                 cpu = statistics.median(c for _, c in runs)
-                cpu_text = "" if cpu != cpu else f", CPU {cpu:.2f} s"  # nan: not read (the wrapper's process)
+                cpu_text = "" if cpu != cpu else f", CPU {cpu:.2f} s"  # nan: the process was gone
                 print(f"  {service:<10} {operation:<12} {path:<8} {median:6.3f} s  (min {min(times):.3f}, "
                       f"max {max(times):.3f}{cpu_text})  {'met' if median <= GOAL else 'NOT MET'}")
                 record(f"start-up to first request: {service} {operation} ({path})", f"{median:.3f} s{cpu_text}",
