@@ -210,6 +210,31 @@ def test_rerun_after_a_crash_does_not_submit_twice(tmp_path, cgi_env, cgi, mutat
     assert len(jobs(cgi)) == 1
 
 
+def test_a_rerun_at_once_after_a_crash_waits_for_the_job_the_dead_run_s_request_is_still_making(
+        tmp_path, cgi_env, cgi, mutations):
+    # the server holds the POST 6 s before acting on it: the job appears after the client died
+    add_fault(cgi, path="/api/v1", method="POST", kind="delay", seconds=6, count=1)
+    command = [sys.executable, "-m", "gensvc.cli", "cgi", "submit", "--input", f"mutations={mutations}",
+               "--cancer-type", "BRCA", "--output", f"receipt={tmp_path / 'receipt.json'}"]
+    log = tmp_path / "killed.log"
+    client = subprocess.Popen([*command, "--log", str(log)], env=cgi_env)
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "POST http" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # sent, and held
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    killed_at = time.monotonic()
+    assert jobs(cgi) == []
+    # rerun at once, as snakemake --retries or a requeued cluster job does
+    done = run_gensvc([*command[3:], "--log", tmp_path / "rerun.log"], cgi_env | {"GENSVC_CGI_READ_TIMEOUT": "10"})
+    assert done.returncode == 0, done.stderr
+    time.sleep(max(0.0, killed_at + 7 - time.monotonic()))  # the held request is done by now
+    receipt = read_json(tmp_path / "receipt.json")
+    assert jobs(cgi) == [receipt["job_id"]] and receipt["reused"] is True
+    assert "may still be making its job" in (tmp_path / "rerun.log").read_text()
+
+
 @pytest.mark.parametrize("args, says", [
     (["--cancer-type", "BRCAA"], "did you mean BRCA"),
     (["--cancer-type", "BRCA", "--reference", "hg99"], "reference"),

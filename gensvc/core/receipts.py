@@ -6,7 +6,9 @@ written before the request and completed after it; the key travels with the
 job (its note, title or name), so a rerun after a crash finds the job — in the
 journal, or in the server's own job list — instead of submitting it again. The
 same tag makes a submission safe to retry: when its answer is lost, the job is
-looked up before the submission is sent again.
+looked up before the submission is sent again. The journal also notes when each attempt
+was sent: a rerun that finds a run died with its request at the server waits, looking for
+the job, as long as that run would have waited for its answer.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ class Journal:
     def begin(self, key: str, request: dict) -> None:
         self._write(key, {"key": key, "state": "submitting", "began": now_iso(), "request": request})
 
+    def sending(self, key: str, answer_within: float) -> None:
+        """An attempt leaves now; its answer may take ``answer_within`` seconds: until then,
+        a job it makes may still appear on the server."""
+        entry = self.lookup(key) or {"key": key, "state": "submitting"}
+        self._write(key, {**entry, "unknown_until": time.time() + answer_within})
+
     def complete(self, key: str, job_id: str) -> None:
         entry = self.lookup(key) or {"key": key}
         self._write(key, {**entry, "state": "submitted", "job_id": job_id, "completed": now_iso()})
@@ -133,20 +141,49 @@ def submit_once(
             log.info("job %s from an earlier submission failed or is gone; submitting again", entry["job_id"])
             journal.forget(key)
         existing = find_existing(key)
+        if not existing and entry and _sent_by_a_dead_run(entry):
+            existing = _await_dead_runs_job(entry["unknown_until"], lambda: (find_sent or find_existing)(key),
+                                            lambda: find_existing(key))
         if existing:
             log.info("found job %s on the server for this submission; not submitting again", existing)
             journal.complete(key, existing)
             return existing, True
         journal.begin(key, request)
         spacing = SharedRateLimiter(SUBMISSION_SPACING, host_lock_dir(), f"{settings.service}-submit", settings.url)
+        answer_within = sum(session.timeout) if isinstance(session.timeout, tuple) else float(session.timeout)
 
         def spaced_submit() -> str:
             spacing.acquire()  # every attempt: a resubmission must not share a second-resolution id
+            journal.sending(key, answer_within)
             return submit()
 
         job_id, _ = send_submission(session, spaced_submit, lambda: (find_sent or find_existing)(key))
         journal.complete(key, job_id)
         return job_id, False
+
+
+def _sent_by_a_dead_run(entry: dict) -> bool:
+    """The journal holds a submission sent and never completed (its run was killed) whose
+    answer might still be coming: the server may be making its job right now."""
+    return entry.get("state") == "submitting" and isinstance(entry.get("unknown_until"), (int, float)) \
+        and entry["unknown_until"] > time.time()
+
+
+def _await_dead_runs_job(until: float, find_sent: Callable[[], str | None],
+                         find_reusable: Callable[[], str | None], every: float = 1.0) -> str | None:
+    """Look for the job of a dead run's submission until ``until`` (epoch seconds): the
+    reusable job if it appears, None if it does not or it failed (then submit afresh)."""
+    log.info("an earlier run died while its submission was with the server, which may still be making its job; "
+             "looking for it until %s before submitting again",
+             datetime.fromtimestamp(until, timezone.utc).isoformat(timespec="seconds"))
+    while True:
+        if find_sent():
+            return find_reusable()
+        left = until - time.time()
+        if left <= 0:
+            log.info("no job appeared for the earlier run's submission; submitting it now")
+            return None
+        time.sleep(min(every, left))
 
 
 def submit_job(step, key: str, request: dict, *, find_job: Callable[..., str | None], submit: Callable[[], str],
