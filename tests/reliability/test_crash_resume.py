@@ -30,7 +30,7 @@ import requests
 
 from gensvc.emulators.server import start_emulator
 from helpers import isolated_env, read_json, run_gensvc
-from tests.reliability.conftest import FULL, cases
+from tests.reliability.conftest import cases
 
 CYCLES = 50
 PARALLEL = 4  # cycles at once: most of a cycle is waiting on a held request
@@ -405,7 +405,7 @@ class Campaign:
 
 
 ALL = [Cell(op_id, seed) for op_id in OPERATIONS for seed in range(CYCLES)]
-SELECTED = cases(ALL, fast=len(OPERATIONS) * 2)
+SELECTED = cases(ALL, fast=len(OPERATIONS))
 
 
 @pytest.fixture(scope="module")
