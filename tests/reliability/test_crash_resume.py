@@ -150,18 +150,26 @@ class CavaticaRun(Cavatica):
     id = "cavatica-run"
     held = [("POST", "/v2/tasks")]
 
+    def __init__(self):
+        self.file_ids: dict[str, str] = {}  # by emulator
+        self.lock = threading.Lock()
+
     def prepare(self, emulator, workdir, marker):
-        # the app's input: one file uploaded for every cycle (the task's name is the cycle's own)
-        if not getattr(self, "file_id", None):
-            vcf = write_input(workdir, "crash-run-input")
-            done = run_gensvc(["cavatica", "upload", "--project", PROJECT, "--input", f"files={vcf}",
-                               "--output", f"manifest={workdir / 'input.json'}"], self.environment(workdir, emulator))
-            assert done.returncode == 0, done.stderr
-            self.file_id = read_json(workdir / "input.json")["files"][0]["id"]
+        # the app's input: one file on each emulator for every cycle (the task's name is the cycle's own)
+        with self.lock:
+            if emulator.url not in self.file_ids:
+                vcf = write_input(workdir, "crash-run-input")
+                done = run_gensvc(["cavatica", "upload", "--project", PROJECT, "--input", f"files={vcf}",
+                                   "--output", f"manifest={workdir / 'input.json'}"],
+                                  self.environment(workdir, emulator))
+                assert done.returncode == 0, done.stderr
+                self.file_ids[emulator.url] = read_json(workdir / "input.json")["files"][0]["id"]
+        (workdir / "input_id").write_text(self.file_ids[emulator.url])
 
     def command(self, workdir, marker):
+        file_id = (workdir / "input_id").read_text()
         return ["cavatica", "run", "--project", PROJECT, "--app", APP, "--name", marker,
-                "--inputs", json.dumps({"input_vcf": {"id": self.file_id}}),
+                "--inputs", json.dumps({"input_vcf": {"id": file_id}}),
                 "--output", f"receipt={workdir / 'receipt.json'}"]
 
     def made(self, emulator, marker):
