@@ -155,6 +155,22 @@ def test_a_multipart_upload_checks_every_part_and_reuses_the_file_on_a_second_ru
     assert len(project_files(cavatica, big.name)) == 1 and len(puts_to_parts(cavatica)) == 3
 
 
+def test_an_upload_whose_init_report_and_complete_answers_are_lost_makes_one_file(tmp_path, env, cavatica):
+    big = big_file(tmp_path)
+    # each POST of the protocol acted on by the platform, its answer lost on the way back
+    add_fault(cavatica, path="/v2/upload/multipart", method="POST", kind="drop", processed=True, count=1)
+    add_fault(cavatica, path="/v2/upload/multipart/*/part/", method="POST", kind="status", status=502,
+              processed=True, count=1)
+    add_fault(cavatica, path="/v2/upload/multipart/*/complete", method="POST", kind="drop", processed=True, count=1)
+    done = upload(tmp_path, env, big, extra=["--part-size", str(PART)])
+    assert done.returncode == 0, done.stderr
+    assert stats(cavatica)["by_status"].get("drop") == 2 and stats(cavatica)["by_status"].get("502") == 1
+    [entry] = read_json(tmp_path / "manifest.json")["files"]
+    [record] = project_files(cavatica, big.name)
+    assert record["id"] == entry["id"] and record["size"] == big.stat().st_size
+    assert sorted(puts_to_parts(cavatica).values()) == [1, 1, 1]  # no part sent twice
+
+
 def test_a_different_file_of_the_same_name_is_refused_unless_overwrite_says_so(tmp_path, env, cavatica):
     vcf = sample_vcf(tmp_path)
     assert upload(tmp_path, env, vcf).returncode == 0

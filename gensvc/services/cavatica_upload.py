@@ -8,6 +8,11 @@ size and MD5, and the parts the platform already holds as reported are not sent 
 A file already in the project with the same name and size (and MD5, when its metadata
 has one) is reused, not uploaded twice; ``overwrite`` says what to do with a different
 one.
+
+The protocol's POSTs are sent again when their answer is lost (a 5xx, a dropped connection,
+no answer in time), within the session's one budget: an init or a part's report makes
+nothing that a second one would duplicate (an upload never completed makes no file), and
+a completion is sent again only when the project holds no new file of that name and size.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from filelock import FileLock
 
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
+from gensvc.core.receipts import send_submission
 from gensvc.core.workers import run_each
 from gensvc.errors import RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.services.cavatica_client import CavaticaClient, destination, platform_error, storage_session
@@ -103,18 +109,23 @@ class Uploader:
         key = hashlib.sha256(json.dumps([self.client.base, self.where, name, size, sha]).encode()).hexdigest()
         state = UploadState(self.step.settings.state_dir, key)
         with state.lock:
-            record = self._transfer(path, name, size, state, replace=there is not None)
+            record = self._transfer(path, name, size, state, replaced=there.get("id") if there is not None else None)
         if record.get("size") != size:
             raise UnexpectedAnswer(f"cavatica completed {name} as {record.get('size')} bytes, not {size}",
                                    where=self.client.base, hint="upload it again with overwrite=if_different")
         return {**entry, "id": record["id"], "reused": False}
 
-    def _transfer(self, path, name, size, state: UploadState, *, replace: bool) -> dict:
+    def _sent_again(self, send, find=lambda: None):
+        """``send()``'s answer; when it is lost, sent again unless ``find()`` shows it took effect."""
+        return send_submission(self.client.session, send, find)[0]
+
+    def _transfer(self, path, name, size, state: UploadState, *, replaced: str | None) -> dict:
         upload = self._resumed(state)
         if upload is None:
             body = {**self.where, "name": name, "size": size, "part_size": self.part_size}
-            params = {"overwrite": "true"} if replace else None
-            upload = self.client.resource("POST", "upload_init", "an upload", params=params, json=body)
+            params = {"overwrite": "true"} if replaced is not None else None
+            upload = self._sent_again(lambda: self.client.resource("POST", "upload_init", "an upload",
+                                                                   params=params, json=body))
             if not isinstance(upload.get("upload_id"), str):
                 raise UnexpectedAnswer("cavatica answered an upload without an upload_id", where=self.client.base)
             state.write({"upload_id": upload["upload_id"], "part_size": upload.get("part_size") or self.part_size})
@@ -128,7 +139,12 @@ class Uploader:
         parts = [p for p in part_ranges(size, part_size) if p[0] not in done]
         with report(f"upload of {name}", total=len(parts), unit="part") as bar:
             self._send_parts(path, upload_id, parts, bar)
-        record = self.client.resource("POST", "upload_complete", "the uploaded file", upload_id=upload_id)
+        def completed() -> dict | None:  # a new file of this name and size: the completion took effect
+            there = self.existing(name)
+            return there if there is not None and there.get("size") == size and there.get("id") != replaced else None
+
+        record = self._sent_again(
+            lambda: self.client.resource("POST", "upload_complete", "the uploaded file", upload_id=upload_id), completed)
         state.forget()
         return record
 
@@ -183,8 +199,8 @@ class Uploader:
                 and etag.lower() != hashlib.md5(data).hexdigest():
             raise UnexpectedAnswer(f"the storage's ETag for part {number} is not the part's MD5: it stored other bytes",
                                    where=where, hint="run the upload again")
-        self.client.call("POST", "upload_report", upload_id=upload_id,
-                         json={"part_number": number, "response": {"headers": {"ETag": etag}}})
+        self._sent_again(lambda: self.client.call("POST", "upload_report", upload_id=upload_id,
+                                                  json={"part_number": number, "response": {"headers": {"ETag": etag}}}))
 
 
 def _shown(where: dict) -> str:
