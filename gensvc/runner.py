@@ -157,7 +157,8 @@ def run(call: Call) -> dict:
         settings, params = resolve(call.service, call.params)
         module = importlib.import_module(f"gensvc.services.{call.service}")
         errors = getattr(module, "ERRORS", None)  # the service's error map says which 5xx are final
-        session = build_session(settings, is_final=errors.is_final if errors else None)
+        session = build_session(settings, is_final=errors.is_final if errors else None,
+                                maintenance=errors.maintenance if errors else None)
     operation = module.OPERATIONS[call.operation]
     started = time.time()
     log.info("gensvc %s %s%s", call.service, call.operation, f" against {settings.url}" if settings else "")

@@ -17,7 +17,9 @@ what to do about credentials (``auth_hint``), and rows read before the shared on
 (``rules``), e.g. Bravo's ``400 {"error": "not authorized"}`` is an AuthError, and
 OpenCRAVAT's ``500 {"status": "error"}`` is a refusal, not an outage. A 5xx that a
 service's row makes anything but ServiceUnavailable is final: ``is_final`` is the rule
-``gensvc.core.http.build_session`` takes, so the session does not retry it.
+``gensvc.core.http.build_session`` takes, so the session does not retry it. A row marked
+``maintenance`` names an answer saying the service is down for a while (CAVATICA's 503
+``"code": 0``): ``maintenance`` is the rule the session waits such answers out by.
 """
 
 from __future__ import annotations
@@ -36,13 +38,15 @@ class Rule:
     """One row: an answer with ``status`` (None: any status) whose service message
     contains ``says`` (None: whatever it says, or none; ``""``: any message of the
     service's own) raises ``error``, saying ``what`` (a template of service, status,
-    message), with ``hint`` (None: the auth hint for AuthError, else none)."""
+    message), with ``hint`` (None: the auth hint for AuthError, else none).
+    ``maintenance``: the answer says the service is down for a while, not a blip."""
 
     status: int | None
     error: type[GensvcError]
     says: str | None = None
     what: str = ANSWERED
     hint: str | None = None
+    maintenance: bool = False
 
     def matches(self, status: int, message: str | None) -> bool:
         if self.status is not None and self.status != status:
@@ -96,18 +100,30 @@ class ErrorMap:
         if error is not None:
             raise error
 
+    def _rule_for(self, status: int, own: str | None) -> Rule | None:
+        return next((r for r in self.rules if r.matches(status, own)), None)
+
     def error_for(self, response) -> GensvcError | None:
         status = response.status_code
         if status < 400:
             return None
         own = self.message(response)
-        rule = next((r for r in self.rules if r.matches(status, own)), None)
+        rule = self._rule_for(status, own)
         if rule is None:
             rule = Rule(status, ServiceUnavailable, hint="try again later") if status >= 500 else Rule(status, RequestRejected)
         shown = own if own is not None else body_summary(response)
         hint = rule.hint if rule.hint is not None or rule.error is not AuthError else self.auth_hint
         return rule.error(rule.what.format(service=self.service, status=status, message=shown), hint=hint,
                           service=self.service, status=status, url=response.url.split("?")[0], message=own)
+
+    def maintenance(self, response) -> str | None:
+        """The service's words when ``response`` says it is down for maintenance (a row so
+        marked), else None."""
+        if response.status_code < 400:
+            return None
+        own = self.message(response)
+        rule = self._rule_for(response.status_code, own)
+        return (own or "") if rule is not None and rule.maintenance else None
 
     def is_final(self, response) -> bool:
         """A 5xx that is the service's answer, not an outage: not to be retried."""

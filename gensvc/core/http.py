@@ -11,6 +11,12 @@ was not taken: 429, 503, or no connection made. Any other failure after it was
 sent raises ``OutcomeUnknown``; the caller that can look up what happened decides
 (``gensvc.core.receipts`` does, for submissions). ``session.budget()`` makes the
 requests of one operation step share one budget of attempts and one deadline.
+
+An answer saying the service is down for maintenance (a service's error map says which:
+CAVATICA's 503 ``"code": 0``) is not a blip: unless it says when to come back, each wait
+before the next attempt is the longest the settings allow (``backoff_max``; the official
+CAVATICA client sleeps 300 s), and when attempts or deadline run out the one line says the
+service is under maintenance and how to wait longer.
 """
 
 from __future__ import annotations
@@ -143,6 +149,8 @@ class ServiceSession(requests.Session):
     True for a retryable status that is the service's answer, not an outage (OpenCRAVAT's
     500 ``{"status": "error"}``); such an answer is returned, not retried. Clients do not
     change the session: credentials go in per request, as a requests auth object.
+    ``maintenance(response)``: the service's words when an answer says it is down for
+    maintenance, else None (a service's ``ERRORS.maintenance``).
     """
 
     def __init__(
@@ -157,6 +165,7 @@ class ServiceSession(requests.Session):
         backoff: float = 1.0,
         backoff_max: float = 120.0,
         is_final: Callable[[requests.Response], bool] | None = None,
+        maintenance: Callable[[requests.Response], str | None] | None = None,
     ):
         super().__init__()
         self.service = service
@@ -168,6 +177,7 @@ class ServiceSession(requests.Session):
         self.backoff_max = backoff_max
         self.request_count = 0
         self.is_final = is_final
+        self.maintenance = maintenance
         self.verify = True
         self.headers["User-Agent"] = USER_AGENT
         self._budgets = threading.local()  # a step's budget belongs to the thread running it
@@ -271,27 +281,50 @@ class ServiceSession(requests.Session):
         except (MaxRetryError, ProtocolError, ConnectTimeoutError) as stop:
             raise self._unavailable(request, retry.started_at, response, error, stop, uncertain=uncertain) from None
 
+    def next_wait(self, retry: ServiceRetry, response=None) -> float | None:
+        """Seconds to wait before the next attempt after ``response`` (or an error, when
+        None); None when a 429 says nothing of when to come back and the shared window is
+        to be taken as spent."""
+        raw = response.raw if response is not None else None
+        if self._window_is_full(retry, response):
+            return None
+        if self._maintenance_words(response) is not None and not retry.get_retry_after(raw):
+            # down for a while: the longest step allowed, jittered so that parallel processes spread
+            return self.backoff_max * random.uniform(0.5, 1.0)
+        return retry.wait_time(raw)
+
     def _wait(self, budget: RetryBudget, request, response, error, uncertain: bool = False) -> None:
         retry = budget.retry
-        raw = response.raw if response is not None else None
         try:
-            if self._window_is_full(retry, response):
+            wait = self.next_wait(retry, response)
+            if wait is None:
                 # no hint of when to come back: treat the shared window as used up,
                 # so this and every other process waits for it to pass
                 retry.check_deadline(self.limiter.window)
                 self.limiter.fill()
             else:
-                retry.sleep(raw)
+                retry.check_deadline(wait)
+                if wait > 0:
+                    time.sleep(wait)
         except DeadlineExceeded as stop:
             raise self._unavailable(request, retry.started_at, response, error, stop, uncertain=uncertain) from None
 
     def _window_is_full(self, retry, response) -> bool:
+        # a hint of 0 (a reset already passed) means "now", not "no hint"
         return (
             self.limiter is not None
             and response is not None
             and response.status_code == 429
-            and not retry.get_retry_after(response.raw)
+            and retry.get_retry_after(response.raw) is None
         )
+
+    def _maintenance_words(self, response) -> str | None:
+        if self.maintenance is None or response is None:
+            return None
+        try:
+            return self.maintenance(response)
+        except Exception:  # a body that cannot be read says nothing
+            return None
 
     def _unavailable(self, request, started, response, error, stop, *, uncertain=False) -> ServiceUnavailable:
         url = redact(request.url.split("?")[0])
@@ -305,6 +338,13 @@ class ServiceSession(requests.Session):
             reason = "not retried: the request may already have been processed"
         key = self.service.upper()
         hint = f"try again later, or raise GENSVC_{key}_MAX_ATTEMPTS / GENSVC_{key}_DEADLINE"
+        words = self._maintenance_words(response)
+        if words is not None:
+            what = f"{self.service} is under maintenance ({words or f'HTTP {response.status_code}'})"
+            reason = reason.replace("after", "still so after", 1) if isinstance(stop, MaxRetryError) else reason
+            hint = (f"try again once the maintenance is over, or raise GENSVC_{key}_DEADLINE and "
+                    f"GENSVC_{key}_BACKOFF_MAX (the wait between attempts) to wait it out")
+            return ServiceUnavailable(f"{what}: {request.method} {reason}", where=url, hint=hint)
         if isinstance(error, requests.ConnectTimeout):
             what = f"no connection within the {self.timeout[0]:g} s connect timeout"
             hint += f" / GENSVC_{key}_CONNECT_TIMEOUT"
@@ -365,9 +405,10 @@ def _describe(error: Exception | None) -> str:
     return "a dropped connection"
 
 
-def build_session(settings, *, is_final: Callable[[requests.Response], bool] | None = None) -> ServiceSession:
-    """A session for one service from its resolved settings; ``is_final`` as ServiceSession takes it
-    (a service module's ``ERRORS.is_final``)."""
+def build_session(settings, *, is_final: Callable[[requests.Response], bool] | None = None,
+                  maintenance: Callable[[requests.Response], str | None] | None = None) -> ServiceSession:
+    """A session for one service from its resolved settings; ``is_final`` and ``maintenance``
+    as ServiceSession takes them (a service module's ``ERRORS.is_final`` and ``ERRORS.maintenance``)."""
     limiter = None
     if settings.rate_limit is not None:
         credential = next(iter(settings.credentials.values.values()), None)
@@ -382,4 +423,5 @@ def build_session(settings, *, is_final: Callable[[requests.Response], bool] | N
         backoff=settings.backoff,
         backoff_max=settings.backoff_max,
         is_final=is_final,
+        maintenance=maintenance,
     )

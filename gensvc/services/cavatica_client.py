@@ -55,8 +55,10 @@ def platform_message(response) -> str | None:
 
 ERRORS = ErrorMap(
     SERVICE, message=platform_message, auth_hint=AUTH_HINT,
-    # code 0: the platform's maintenance answer, waited out like any 503 (the session retries it)
-    rules=(Rule(503, ServiceUnavailable, says="(code 0)", hint="the platform is under maintenance; try again later"),),
+    # code 0: the platform's maintenance answer, no word of how long it lasts; the session
+    # waits it out in long steps within the deadline, then says so
+    rules=(Rule(503, ServiceUnavailable, says="(code 0)", hint="the platform is under maintenance; try again later",
+                maintenance=True),),
 )
 
 

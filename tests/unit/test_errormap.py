@@ -112,3 +112,13 @@ def test_a_message_test_reads_the_services_words_not_the_whole_body():
 def test_a_string_body_is_the_services_message_when_it_has_no_field():
     error = ErrorMap("cgi", message=json_field("message"), auth_hint="x").error_for(answer(404, json.dumps("Job not found")))
     assert error.message == "Job not found" and error.what == "cgi answered HTTP 404: Job not found"
+
+
+def test_a_row_marked_maintenance_names_the_answers_that_say_the_service_is_down_for_a_while():
+    errors = ErrorMap("demo", message=json_field("error"), auth_hint="-",
+                      rules=(Rule(503, ServiceUnavailable, says="upgrading", maintenance=True),))
+    assert errors.maintenance(answer(503, {"error": "upgrading the database"})) == "upgrading the database"
+    assert errors.maintenance(answer(503, {"error": "overloaded"})) is None
+    assert errors.maintenance(answer(500, {"error": "upgrading"})) is None
+    assert errors.maintenance(answer(200, {"error": "upgrading"})) is None
+    assert PLAIN.maintenance(answer(503, {"error": "upgrading"})) is None

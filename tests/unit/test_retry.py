@@ -248,3 +248,41 @@ def test_a_get_is_sent_again_after_any_retryable_status_and_not_after_a_404(jobs
     Jobs.answers = [404]
     assert s.get(jobs).status_code == 404  # the session returns it; the client's error map reads it
     assert s.request_count == 5
+
+
+# an outage that lasts (CAVATICA's maintenance) and a rate limit already reset -----------------
+
+def under_maintenance(response) -> str | None:
+    return "down for maintenance" if response.status_code == 503 else None
+
+
+def test_a_maintenance_answer_is_waited_out_in_the_longest_step_the_settings_allow():
+    s = session(backoff=0.01, backoff_max=40.0, maintenance=under_maintenance)
+    policy = after_failures(s.new_retry(), 1)  # the growing backoff would be at most 0.01 s
+    random.seed(3)
+    waits = [s.next_wait(policy, failed(503)) for _ in range(200)]
+    assert all(20.0 <= wait <= 40.0 for wait in waits)
+    assert s.next_wait(policy, failed(503, Retry_After="7")) == 7  # a hint of the service's own wins
+    assert all(s.next_wait(policy, failed(502)) <= 0.01 for _ in range(50))
+
+
+def test_a_service_under_maintenance_through_every_attempt_says_so_and_how_to_wait_longer():
+    s = session(max_attempts=2, backoff_max=0.0, maintenance=under_maintenance)
+    with s.budget() as budget:
+        s.next_attempt(budget, request(), response=failed(503))
+        with pytest.raises(ServiceUnavailable) as caught:
+            s.next_attempt(budget, request(), response=failed(503))
+    line = str(caught.value)
+    assert "demo is under maintenance (down for maintenance)" in line and "after 2 attempts" in line
+    assert "GENSVC_DEMO_DEADLINE" in line and "GENSVC_DEMO_BACKOFF_MAX" in line
+
+
+def test_a_429_whose_rate_limit_reset_has_passed_is_retried_now_not_after_a_whole_window(tmp_path):
+    from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
+
+    limiter = SharedRateLimiter(RateLimit(100, 300.0), tmp_path, "demo", "secret")
+    s = session(limiter=limiter, backoff=0.01)
+    policy = after_failures(s.new_retry(), 1)
+    past = str(int(time.time()) - 2)
+    assert s.next_wait(policy, failed(429, X_RateLimit_Remaining="0", X_RateLimit_Reset=past)) <= 0.01
+    assert s.next_wait(policy, failed(429)) is None  # no hint at all: the shared window is taken as spent
