@@ -43,8 +43,9 @@ def cavatica(cavatica_server):
 
 
 def environment(tmp_path, emulator) -> dict:
+    # backoff_max is also the wait between two answers saying the platform is under maintenance
     return isolated_env(tmp_path, GENSVC_CAVATICA_URL=emulator.url, GENSVC_CAVATICA_TOKEN=TOKEN,
-                        GENSVC_CAVATICA_BACKOFF="0.05", GENSVC_LOG_LEVEL="DEBUG")
+                        GENSVC_CAVATICA_BACKOFF="0.05", GENSVC_CAVATICA_BACKOFF_MAX="0.5", GENSVC_LOG_LEVEL="DEBUG")
 
 
 @pytest.fixture(scope="module")
