@@ -6,7 +6,9 @@ done are noted beside it, so a rerun after a crash fetches only the rest. Every 
 come back as 206 with the Content-Range asked for and the file's size as the platform's
 record has it; a server that ignores Range, or serves another size, is refused (the
 official client silently writes a wrong file). When the storage's ETag is an MD5, the
-whole file is checked against it. Only then does the file move to its output.
+whole file is checked against it. Only then does the file move to its output. A part whose
+body breaks off (a connection lost or stalled mid-body) is asked for again from the byte it
+stopped at, within the storage session's one budget of attempts and deadline for that part.
 
 An output that is a list of files goes into outputs named ``<output_id>_<index>`` (index
 from 0, in the task's order), one per element: every element named, or nothing is fetched.
@@ -29,7 +31,7 @@ from filelock import FileLock
 from gensvc.core.files import replace_json
 from gensvc.core.progress import report
 from gensvc.core.workers import run_each
-from gensvc.errors import JobFailed, ServiceUnavailable, UnexpectedAnswer, UsageError
+from gensvc.errors import JobFailed, UnexpectedAnswer, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.cavatica_client import CavaticaClient, storage_session
 
@@ -133,8 +135,16 @@ class Downloader:
 
         def one(part):
             number, first, last = part
-            etag = self._fetch_part(url, first, last, size, state.data, partial.get(number, 0),
-                                    lambda written: progress(number, written))
+            with self.storage.budget() as budget:  # a part's attempts, broken bodies included
+                while True:
+                    try:
+                        etag = self._fetch_part(url, first, last, size, state.data, partial.get(number, 0),
+                                                lambda written: progress(number, written))
+                        break
+                    except _BodyBroke as broke:
+                        log.info("bytes %d-%d of %s broke off (%s); asking for the rest", first, last, name,
+                                 type(broke.error).__name__)
+                        self.storage.next_attempt(budget, broke.request, error=broke.error)
             with lock:
                 done.add(number)
                 partial.pop(number, None)
@@ -174,7 +184,7 @@ class Downloader:
             written = already
             fd = os.open(path, os.O_WRONLY)
             try:
-                for chunk in _chunks(response, where, start, last):
+                for chunk in _chunks(response, response.request):
                     if first + written + len(chunk) > last + 1:
                         raise UnexpectedAnswer(f"the storage sent more than bytes {start}-{last}; refusing it",
                                                where=where, hint="run the download again")
@@ -189,13 +199,20 @@ class Downloader:
             return (response.headers.get("ETag") or "").strip().strip('"') or None
 
 
-def _chunks(response, where: str, start: int, last: int):
-    """The body a megabyte at a time; a connection broken mid-body is one line (a rerun resumes)."""
+class _BodyBroke(Exception):
+    """A part's body broke off mid-way: ``error``, on ``request``; the bytes so far are noted."""
+
+    def __init__(self, error: Exception, request):
+        super().__init__(str(error))
+        self.error, self.request = error, request
+
+
+def _chunks(response, request):
+    """The body a megabyte at a time; a connection broken or stalled mid-body is _BodyBroke."""
     try:
         yield from response.iter_content(CHUNK)
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
-        raise ServiceUnavailable(f"the storage's connection broke while sending bytes {start}-{last}", where=where,
-                                 hint="run the download again: it resumes from the bytes it has") from None
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        raise _BodyBroke(exc, request) from None
 
 
 def _md5(path: Path) -> str:
