@@ -12,7 +12,8 @@ check come at the end that progress foretells when that is sooner than the age r
 never makes a wait longer, so a wrong forecast costs one check, not a late notice.
 
 A check that fails with ServiceUnavailable (the session already retried it) is logged and
-the polling goes on, until the total ``timeout``. The job's status and the time elapsed are
+the polling goes on, until the total ``timeout`` (whose one line then says why the last check
+failed, if it did: an outage, the service's maintenance). The job's status and the time elapsed are
 reported (gensvc.core.progress): a bar on a terminal, and in the log each change at once
 and, while it stays, a line every progress interval.
 """
@@ -111,16 +112,17 @@ def wait_for_job(check: Callable[[], JobState], policy: PollPolicy, *, what: str
     ``submitted``: when the job was submitted (epoch seconds), if the caller knows."""
     clock, forecast = _Clock(submitted), Forecast()
     deadline = time.monotonic() + policy.timeout
-    last_status, checks = None, 0
+    last_status, checks, failure = None, 0, None
     with progress.report(what, unit=None) as job:
         job.sleep(min(policy.first_wait(clock.age()), policy.timeout))
         while True:
             checks += 1
             try:
                 state = check()
+                failure = None
             except ServiceUnavailable as exc:
                 log.warning("status check of %s failed (%s); still waiting", what, exc)
-                state = None
+                state, failure = None, exc
             if state is not None:
                 job.status(state.status)
                 last_status = state.status
@@ -129,8 +131,9 @@ def wait_for_job(check: Callable[[], JobState], policy: PollPolicy, *, what: str
                 forecast.read(clock.age(), state.progress)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                failed = f"; its last check failed: {failure.what}" if failure is not None else ""
                 raise ServiceUnavailable(
-                    f"{what} did not finish within {policy.timeout:.0f} s (last status: {last_status or 'unknown'})",
+                    f"{what} did not finish within {policy.timeout:.0f} s (last status: {last_status or 'unknown'}{failed})",
                     where=where,
                     hint="poll again later with the same receipt, or raise the timeout param",
                 )
