@@ -37,6 +37,11 @@ class Output:
     path: str  # as the user gave it
     final: Path | None = None  # the regular file renamed into place (a link's target); None for a stream
     descriptor: int | None = None  # a stream that is one of this process's open descriptors
+    index: int | None = None  # its place in a list of files given under one name
+
+    @property
+    def key(self) -> str:
+        return self.name if self.index is None else f"{self.name}[{self.index}]"
 
     @property
     def stream(self) -> bool:
@@ -50,14 +55,30 @@ class Output:
 
 def plan_outputs(outputs: dict) -> list[Output]:
     """Each output classified and checked; refuses, before anything is sent, one that cannot be written."""
-    plans = [_plan(name, str(path)) for name, path in outputs.items()]
-    to_stdout = [p.name for p in plans if p.descriptor == 1]
+    plans = []
+    for name, paths in outputs.items():
+        if isinstance(paths, list):  # one name, several files (one per input, say)
+            plans += [_plan(name, str(path), index) for index, path in enumerate(paths)]
+        else:
+            plans.append(_plan(name, str(paths)))
+    finals: dict = {}
+    for plan in plans:
+        if plan.final is not None and finals.setdefault(plan.final, plan) is not plan:
+            raise UsageError(f"outputs {finals[plan.final].key} and {plan.key} are the same file {plan.path}",
+                             hint="give each output a path of its own")
+    to_stdout = [p.key for p in plans if p.descriptor == 1]
     if len(to_stdout) > 1:
         raise UsageError(f"outputs {', '.join(to_stdout)} all go to standard output", hint="give at most one of them as -")
     return plans
 
 
-def _plan(name: str, path: str) -> Output:
+def _plan(name: str, path: str, index: int | None = None) -> Output:
+    output = _classify(name, path)
+    output.index = index
+    return output
+
+
+def _classify(name: str, path: str) -> Output:
     if path == STDOUT:
         return Output(name, path, descriptor=1)
     descriptor = _own_descriptor(path)
@@ -136,21 +157,21 @@ def staged_outputs(plans: list[Output]):
             scratch = scratch or tempfile.mkdtemp(prefix="gensvc-stream-")
             # the user's name (and so its suffixes: the format) kept, "-" excepted
             base = "stdout" if plan.path == STDOUT else os.path.basename(plan.path)
-            staged[plan.name] = os.path.join(scratch, f"{token}-{base}")
+            staged[plan.key] = os.path.join(scratch, f"{token}-{plan.index or 0}-{base}")
         else:
-            staged[plan.name] = str(plan.final.with_name(f".{plan.final.name}.{token}.partial{''.join(plan.final.suffixes[-2:])}"))
+            staged[plan.key] = str(plan.final.with_name(f".{plan.final.name}.{token}.partial{''.join(plan.final.suffixes[-2:])}"))
     committed = False
     try:
-        yield staged
+        yield _by_name(plans, staged)
         for plan in plans:
-            if not os.path.exists(staged[plan.name]):
+            if not os.path.exists(staged[plan.key]):
                 raise UsageError(f"operation wrote no {plan.name} output", where=plan.path)
         for plan in plans:  # streams first: they are what can still fail (a reader gone)
             if plan.stream:
-                _copy_into_stream(staged[plan.name], plan)
+                _copy_into_stream(staged[plan.key], plan)
         for plan in plans:
             if not plan.stream:
-                os.replace(staged[plan.name], plan.final)
+                os.replace(staged[plan.key], plan.final)
         committed = True
     except (GensvcError, OSError) as exc:
         _name_users_paths(exc, plans, staged)
@@ -164,6 +185,17 @@ def staged_outputs(plans: list[Output]):
             for plan in plans:
                 if plan.stream and plan.descriptor is None:
                     _release_reader(plan.path)
+
+
+def _by_name(plans: list[Output], staged: dict) -> dict:
+    """What the operation gets: per name a path, or a list of paths for a list of files."""
+    named: dict = {}
+    for plan in plans:
+        if plan.index is None:
+            named[plan.name] = staged[plan.key]
+        else:
+            named.setdefault(plan.name, []).append(staged[plan.key])
+    return named
 
 
 def _copy_into_stream(source: str, plan: Output) -> None:
@@ -191,8 +223,8 @@ def _release_reader(path: str) -> None:
 
 
 def _name_users_paths(exc: BaseException, plans: list[Output], staged: dict) -> None:
-    swaps = [(staged[p.name], p.path) for p in plans]
-    swaps += [(os.path.basename(staged[p.name]), os.path.basename(p.path)) for p in plans]
+    swaps = [(staged[p.key], p.path) for p in plans]
+    swaps += [(os.path.basename(staged[p.key]), os.path.basename(p.path)) for p in plans]
 
     def swapped(text):
         if not isinstance(text, str):
@@ -210,7 +242,7 @@ def _name_users_paths(exc: BaseException, plans: list[Output], staged: dict) -> 
 def write_provenance(plans: list[Output], record: dict, log) -> None:
     """``<output>.prov.json`` beside each regular output (beside a link's target); a stream's record goes to the log."""
     for plan in plans:
-        document = {**record, "output": plan.name}
+        document = {**record, "output": plan.name, **({} if plan.index is None else {"index": plan.index})}
         if plan.provenance is None:
             log.info("provenance of output %s (%s): %s", plan.name, plan.path, json.dumps(document, sort_keys=True))
         else:

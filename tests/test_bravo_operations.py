@@ -291,3 +291,63 @@ def test_frequencies_read_lowercase_alleles_as_bases(tmp_path, env):
         ("chr22", "16390735", "a", "aAGCAGCGGctgg"): "22-16390735-A-AAGCAGCGGCTGG",
     }
     assert all(row["found"] == "true" and row["allele_freq"] for row in rows.values())
+
+
+def cohort_input():
+    """Three samples of one population: common sites all carry, rare ones each its own; one
+    sample spells its ALTs from the base before (trimmed, they start after POS)."""
+    population = variants_in("22", 30_000_000, 30_040_000)
+    common = population[::11]
+    samples = [common + population[3 + n::29] for n in range(3)]
+    samples[2] = samples[2][:40] + [v for v in samples[2][40:] if len(v["ref"]) == len(v["alt"]) == 1]
+    records = []
+    for n, variants in enumerate(samples):
+        by_site = {}
+        for v in sorted(variants, key=lambda v: (v["pos"], v["alt"])):
+            if n == 2 and len(v["ref"]) == len(v["alt"]) == 1 and v["pos"] > 30_020_000:
+                by_site.setdefault(anchored(v)[:3], []).extend(anchored(v)[3])
+            else:
+                by_site.setdefault((v["chrom"], v["pos"], v["ref"]), []).append(v["alt"])
+        by_site[("22", 30_000_003 + n, "G")] = ["T"]  # novel to Bravo, one each
+        records.append(sorted(((c, p, r, alts) for (c, p, r), alts in by_site.items()), key=lambda r: r[1]))
+    return records
+
+
+def test_a_cohort_is_asked_for_once_and_gets_each_samples_own_table_as_a_run_of_its_own_would(tmp_path, env, bravo):
+    records = cohort_input()
+    vcfs = [tmp_path / f"s{n}.vcf" for n in range(len(records))]
+    for vcf, sample in zip(vcfs, records):
+        write_vcf(vcf, sample, chrom_prefix="chr")
+    alone, separate = [], 0
+    for n, vcf in enumerate(vcfs):
+        out = tmp_path / "alone" / f"s{n}.tsv"
+        bravo.reset()
+        done = run_gensvc(["bravo", "frequencies", "--input", f"vcf={vcf}", "--output", f"table={out}"], env)
+        assert done.returncode == 0, done.stderr
+        alone.append(out.read_bytes())
+        separate += stats(bravo)["requests"]
+    bravo.reset()
+    tables = [tmp_path / "cohort" / f"s{n}.tsv" for n in range(len(vcfs))]
+    done = run_gensvc(["bravo", "frequencies", *[a for vcf in vcfs for a in ("--input", f"vcf={vcf}")],
+                       *[a for table in tables for a in ("--output", f"table={table}")]], env)
+    assert done.returncode == 0, done.stderr
+    assert [table.read_bytes() for table in tables] == alone  # each sample's rows, in its order and spelling
+    joint = stats(bravo)["requests"]
+    assert joint < separate / 2  # the shared sites were asked for once
+    for table, sample in zip(tables, records):
+        rows = read_tsv(table)
+        assert len(rows) == sum(len(alts) for *_, alts in sample)
+        assert sum(row["found"] == "true" for row in rows) == len(rows) - 1  # all but the novel one
+        prov = read_json(f"{table}.prov.json")
+        assert prov["requests"] == joint and prov["output"] == "table"
+
+
+def test_a_cohort_with_fewer_tables_than_vcfs_is_refused_before_any_request(tmp_path, env, bravo):
+    vcfs = [tmp_path / f"s{n}.vcf" for n in range(2)]
+    for vcf in vcfs:
+        write_vcf(vcf, [("22", 16389447, "A", ["G"])])
+    done = run_gensvc(["bravo", "frequencies", "--input", f"vcf={vcfs[0]}", "--input", f"vcf={vcfs[1]}",
+                       "--output", f"table={tmp_path / 'only.tsv'}"], env)
+    assert done.returncode == 2
+    assert "2 vcf inputs but 1 table outputs" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert stats(bravo)["requests"] == 0 and not (tmp_path / "only.tsv").exists()

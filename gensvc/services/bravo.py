@@ -641,17 +641,20 @@ def walk_sites(checkpoint: Checkpoint, client: BravoClient, by_chrom: dict[str, 
 
 
 def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dict:
+    vcfs, tables = _listed(step.input["vcf"]), _listed(step.output["table"])
+    if len(vcfs) != len(tables):
+        raise UsageError(f"{len(vcfs)} vcf inputs but {len(tables)} table outputs",
+                         hint="give one table per vcf, in the same order")
     # freeze5 is hg38 only: another build's positions would match the wrong variants
-    choose_build([step.input["vcf"]], assembly, served=SERVED_BUILDS, fallback="hg38",
-                 param="assembly", service="Bravo freeze5")
-    sites = read_sites(step.input["vcf"])
-    by_chrom = query_positions(sites)
+    choose_build(vcfs, assembly, served=SERVED_BUILDS, fallback="hg38", param="assembly", service="Bravo freeze5")
+    cohort = [read_sites(vcf) for vcf in vcfs]
+    by_chrom = query_positions(site for sites in cohort for site in sites)  # one walk for all of them
     expected = {chrom: expected_requests(positions, density, page_size) for chrom, positions in by_chrom.items()}
     known: dict[tuple, dict] = {}
-    # keyed by the input's digest too: another VCF plans other queries
-    with resumable(step, "frequencies", {"page_size": page_size}, inputs={"vcf": step.input["vcf"]}) as checkpoint:
+    # keyed by the inputs' digests too: other VCFs take other queries
+    with resumable(step, "frequencies", {"page_size": page_size}, inputs={"vcf": vcfs}) as checkpoint:
         with progress.report("bravo frequencies", total=sum(expected.values()), limiter=step.session.limiter) as reporter:
-            reporter.plan()
+            reporter.plan(f" for the sites of {len(vcfs)} VCFs" if len(vcfs) > 1 else "")
             left = dict(expected)
 
             def finished(chrom):  # the plan's rest, as estimated; what is done is counted
@@ -662,13 +665,19 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
         for v in checkpoint.records():  # the records of sites asked for: a few per site
             known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
             known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
-    found_count = write_table(step.output["table"], sites, known)
+    found = [write_table(table, sites, known) for table, sites in zip(tables, cohort)]
     return {
-        "sites": len(sites),
-        "found": found_count,
+        "sites": sum(map(len, cohort)),
+        "found": sum(found),
+        **({"per_input": [{"vcf": str(vcf), "sites": len(sites), "found": count}
+                          for vcf, sites, count in zip(vcfs, cohort, found)]} if len(vcfs) > 1 else {}),
         "density": density,
         "versions": _api_versions(step.url),
     }
+
+
+def _listed(paths) -> list:
+    return list(paths) if isinstance(paths, (list, tuple)) else [paths]
 
 
 def write_table(path: str, sites, known: dict) -> int:
