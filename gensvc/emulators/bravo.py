@@ -53,6 +53,11 @@ BASE_PATH = "/freeze5/hg38/api/v1/"
 DEFAULT_TOKENS = ["bravo-demo-token"]
 DATASET_NAME = "TOPMed freeze5 (gensvc emulator)"
 API_VERSION = "v1"
+# The server mounts its API at URL_PREFIX + "/api/" + API_VERSION and names the dataset
+# API_DATASET_NAME, both from its config. `EmulatorConfig.extra["datasets"]` maps more
+# prefixes to names (one server, several datasets: freeze5 beside freeze8, say), all
+# serving this data.
+DATASETS = {"/freeze5/hg38": DATASET_NAME}
 
 RATE_LIMIT = (180, 900)  # requests per seconds: "180/15 minute" in the 2018-01 server
 MAX_REGION = 250_000
@@ -170,6 +175,7 @@ class BravoState:
 
     tokens: frozenset[str]
     limiter: FixedWindowLimiter
+    datasets: dict[str, str]  # blueprint name -> the dataset name its URL prefix serves
 
 
 def state() -> BravoState:
@@ -206,7 +212,7 @@ def require_authorization(view: Callable) -> Callable:
 @api.route("/", methods=["GET"])
 @require_authorization
 def get_name():
-    return jsonify({"dataset": DATASET_NAME, "api_version": API_VERSION})
+    return jsonify({"dataset": state().datasets[request.blueprint], "api_version": API_VERSION})
 
 
 @api.route("/variant", methods=["GET"])
@@ -284,13 +290,17 @@ def get_gene():
 def create_app(config: EmulatorConfig | None = None) -> Flask:
     config = config or EmulatorConfig()
     limit, window = rate_limit_of(config)
+    datasets = {**DATASETS, **dict(config.extra.get("datasets") or {})}
+    names = {prefix: "bravo" if index == 0 else f"bravo_{index}" for index, prefix in enumerate(datasets)}
     bravo = BravoState(frozenset(config.tokens if config.tokens is not None else DEFAULT_TOKENS),
-                       FixedWindowLimiter(limit, config.scaled(window)))
+                       FixedWindowLimiter(limit, config.scaled(window)),
+                       {names[prefix]: name for prefix, name in datasets.items()})
     app = Flask("gensvc.emulators.bravo")
     app.json.compact = False  # Flask 0.12's jsonify pretty-printed, as Bravo's answers show
     app.extensions["bravo"] = bravo
     app.reset_state = bravo.limiter.reset  # called by DELETE /_emulator/stats
-    app.register_blueprint(api, url_prefix=BASE_PATH.rstrip("/"))
+    for prefix in datasets:
+        app.register_blueprint(api, url_prefix=f"{prefix.rstrip('/')}/api/{API_VERSION}", name=names[prefix])
     return app
 
 

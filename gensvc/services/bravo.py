@@ -28,6 +28,7 @@ from gensvc.core.client import ServiceClient
 from gensvc.core.disk_sort import sorted_on_disk
 from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.receipts import idempotency_key
+from gensvc.core.response_cache import ResponseCache
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.services.bravo_cover import MAX_REGION, expected_requests, walk
@@ -67,12 +68,21 @@ class BravoClient(ServiceClient):
     ENDPOINTS = {"info": "", "variant": "variant", "region": "region", "gene": "gene"}
     ERRORS = ERRORS
 
-    def __init__(self, step):
+    def __init__(self, step, cache: ResponseCache | None = None):
         token = step.settings.credentials.get("token")
         super().__init__(step.session, step.settings.url, auth=BearerToken(token) if token else None)
+        self.cache = cache
 
     def get(self, name: str, params: dict | None = None) -> dict:
-        return self._page(self.request("GET", name, params=params))
+        if self.cache is not None:
+            kept = self.cache.get(name, params)
+            if isinstance(kept, dict):
+                progress.current().advance()  # a request of the plan, answered without one
+                return kept
+        body = self._page(self.request("GET", name, params=params))
+        if self.cache is not None:
+            self.cache.put(name, params, body)
+        return body
 
     def pages(self, path: str, params: dict, resume: dict | None = None, seen=()):
         """Every page of a paged query, following ``next`` until it is null, each with the
@@ -478,7 +488,7 @@ def write_fetched(checkpoint: Checkpoint, path: str, fmt: str, order=None, extra
 
 def _api_versions(url: str) -> dict:
     # the base URL names dataset and API version: no request needed
-    match = re.search(r"/([^/]+)/([^/]+)/api/(v\d+)/?$", url)
+    match = re.search(r"/([^/]+)/([^/]+)/api/(v\d+)/?$", urlsplit(url).path)  # the path's, not the host's
     return {"dataset": f"{match.group(1)}/{match.group(2)}", "api_version": match.group(3)} if match else {}
 
 
@@ -640,7 +650,20 @@ def walk_sites(checkpoint: Checkpoint, client: BravoClient, by_chrom: dict[str, 
         finished(chrom)
 
 
-def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dict:
+def response_cache(step, max_mb: float) -> ResponseCache:
+    """Bravo's answers kept under the state dir, keyed by the server, the dataset and the API
+    version: the base URL names the last two; where it does not, Bravo's own / says (one
+    request), so that a new dataset behind the same URL is never answered from the old."""
+    versions = _api_versions(step.url)
+    if not versions:
+        about = BravoClient(step).get("info")
+        versions = {key: about.get(key) for key in ("dataset", "api_version")}
+    parts = urlsplit(step.url)
+    namespace = {"server": f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", **versions}
+    return ResponseCache(step.settings.state_dir / "cache" / "bravo", namespace, int(max_mb * 1024 * 1024))
+
+
+def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO, cache=True, cache_max_mb=1024) -> dict:
     vcfs, tables = _listed(step.input["vcf"]), _listed(step.output["table"])
     if len(vcfs) != len(tables):
         raise UsageError(f"{len(vcfs)} vcf inputs but {len(tables)} table outputs",
@@ -661,7 +684,10 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
                 del left[chrom]
                 reporter.expect(reporter.done + sum(left.values()))
 
-            walk_sites(checkpoint, BravoClient(step), by_chrom, int(page_size), finished)
+            kept = response_cache(step, cache_max_mb) if cache else None
+            walk_sites(checkpoint, BravoClient(step, kept), by_chrom, int(page_size), finished)
+        if kept is not None and kept.hits:
+            log.info("%d of the walk's queries answered from the cache %s", kept.hits, kept.directory)
         for v in checkpoint.records():  # the records of sites asked for: a few per site
             known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
             known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
@@ -672,6 +698,7 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO) -> dic
         **({"per_input": [{"vcf": str(vcf), "sites": len(sites), "found": count}
                           for vcf, sites, count in zip(vcfs, cohort, found)]} if len(vcfs) > 1 else {}),
         "density": density,
+        "cache": {"answered": kept.hits, "kept": kept.stored} if kept is not None else "off",
         "versions": _api_versions(step.url),
     }
 

@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -36,6 +37,19 @@ def service_params(service, *names):
 
 def sample_vcf(wildcards):
     return config["samples"][wildcards.sample]
+
+
+def copy_with_provenance(source, target, log_file):
+    """A sample's table taken from the run's, with the provenance record beside it (each
+    written whole, then renamed into place; the table last, so it means both are there).
+    """
+    for suffix in (".prov.json", ""):
+        partial = f"{target}{suffix}.partial"
+        shutil.copyfile(f"{source}{suffix}", partial)
+        os.replace(partial, f"{target}{suffix}")
+    Path(log_file).write_text(
+        f"{target}: the table of {source}, from the run's one Bravo walk\n"
+    )
 
 
 def merge_sources(wildcards):
