@@ -130,6 +130,25 @@ def test_opencravat_application_error_on_submit_is_not_retried(tmp_path, oc):
     assert stats(oc)["by_path"]["/submit/submit"] == 1
 
 
+def test_concurrent_opencravat_submissions_reaching_the_server_late_each_get_a_job_of_their_own(tmp_path, oc):
+    # OpenCRAVAT names a job by the second it arrived and hands a second submission in that second the
+    # first one's job. Every other submission is held up on its way in (as a busy host or network holds
+    # one), so that spacing the sends alone would land it in the same second as the next one.
+    add_fault(oc, path="/submit/submit", method="POST", kind="delay", seconds=1.05, rate=0.5)
+    from concurrent.futures import ThreadPoolExecutor
+
+    places = [tmp_path / f"s{n}" for n in range(6)]
+    for place in places:
+        place.mkdir()
+    with ThreadPoolExecutor(max_workers=len(places)) as pool:
+        done = list(pool.map(lambda place: oc_submit(place, oc, unique_vcf(place)), places))
+    assert [d.returncode for d, _ in done] == [0] * len(places), [d.stderr for d, _ in done]
+    receipts = [read_json(receipt) for _, receipt in done]
+    assert len({r["job_id"] for r in receipts}) == len(places)  # none given another's job
+    for receipt in receipts:
+        assert oc_jobs_tagged(oc, f"gensvc:{receipt['idempotency_key'][:32]}") == [receipt["job_id"]]
+
+
 # ---- CGI -------------------------------------------------------------------------------
 
 

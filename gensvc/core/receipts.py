@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -28,12 +29,11 @@ from filelock import FileLock
 import gensvc
 from gensvc.core.files import file_sha256, replace_json
 from gensvc.core.http import OutcomeUnknown
-from gensvc.core.ratelimit import RateLimit, SharedRateLimiter
+from gensvc.core import progress
 
 log = logging.getLogger("gensvc.receipts")
 
 KEY_PREFIX = "gensvc:"
-SUBMISSION_SPACING = RateLimit(1, 1.1)  # job ids are second-resolution timestamps on some services
 
 
 def idempotency_key(service: str, base_url: str, operation: str, params: dict, inputs: dict) -> str:
@@ -149,13 +149,13 @@ def submit_once(
             journal.complete(key, existing)
             return existing, True
         journal.begin(key, request)
-        spacing = SharedRateLimiter(SUBMISSION_SPACING, host_lock_dir(), f"{settings.service}-submit", settings.url)
+        gap = SubmissionGap(host_lock_dir(), settings.service, settings.url)
         answer_within = sum(session.timeout) if isinstance(session.timeout, tuple) else float(session.timeout)
 
         def spaced_submit() -> str:
-            spacing.acquire()  # every attempt: a resubmission must not share a second-resolution id
-            journal.sending(key, answer_within)
-            return submit()
+            with gap.turn():  # every attempt: a resubmission must not share a second-resolution id
+                journal.sending(key, answer_within)
+                return submit()
 
         job_id, _ = send_submission(session, spaced_submit, lambda: (find_sent or find_existing)(key))
         journal.complete(key, job_id)
@@ -228,6 +228,47 @@ def send_submission(session, submit: Callable[[], str], find_sent: Callable[[], 
                 log.info("the submission went through after all: job %s; not sending it again", job_id)
                 return job_id, True
             log.info("no job carries this submission's tag; sending it again")
+
+
+class SubmissionGap:
+    """One submission at a time to a service at a URL from this host, each sent at least ``SECONDS``
+    after the one before it was answered.
+
+    Some services (OpenCRAVAT) name a job by the second its request arrived and give a second
+    submission in that second the first one's job. Spacing the sends is not enough: a request
+    can reach the server at any moment until its answer is back (a busy host, a slow network),
+    so the next one waits for that answer and then for the gap.
+    """
+
+    SECONDS = 1.1
+
+    def __init__(self, directory: Path, service: str, url: str | None):
+        key = hashlib.sha256(f"{service}\0{url or ''}".encode()).hexdigest()[:16]
+        directory.mkdir(parents=True, exist_ok=True)
+        self.service = service
+        self._lock = FileLock(str(directory / f"{service}-submit-{key}.lock"))
+        self._last = directory / f"{service}-submit-{key}.last"
+
+    @contextmanager
+    def turn(self):
+        with self._lock:
+            wait = self._last_sent() + self.SECONDS - time.time()
+            if wait > 0:
+                progress.current().sleep(wait, f"for {self.service}'s previous submission")
+            self._mark()  # before sending too: a process killed mid-request still holds the next one back
+            try:
+                yield
+            finally:
+                self._mark()
+
+    def _last_sent(self) -> float:
+        try:
+            return float(self._last.read_text())
+        except (OSError, ValueError):
+            return 0.0
+
+    def _mark(self) -> None:
+        self._last.write_text(repr(time.time()))  # read under the lock only: no torn value
 
 
 def host_lock_dir() -> Path:
