@@ -12,9 +12,9 @@ Where each part lives:
 - ``join``: what each source adds to each record, streamed in the VCF's order with a bounded
   read-ahead, or through an index of a source's rows when it is out of order;
 - ``vcf_sink``: the records put together with those additions and written, then the header
-  and the index; ``bgzf`` and ``escaping`` serve it;
+  and the index; ``bgzf`` (compression in a thread) and ``escaping`` serve it;
 - ``workers``: for a large input on more than one core, each source joined by a process of
-  its own (length-prefixed frames on a pipe) and another process compressing the VCF body;
+  its own (length-prefixed frames on a pipe);
 - here: the operation, which runs one pass, and again through an index for a source found out
   of order.
 """
@@ -38,13 +38,13 @@ from gensvc.merge.source_types import SOURCE_TYPES
 from gensvc.merge.sources import CGI_DEFAULT, SOURCES, OpenCravatSource, Source
 from gensvc.merge.vcf_input import read_vcf_header, record_lines
 from gensvc.merge.vcf_sink import index_vcf, vcf_header, write_records, write_vcf
-from gensvc.merge.workers import CompressorProcess, JoinProcess, plan_processes
+from gensvc.merge.workers import JoinProcess, plan_processes
 
 __all__ = ["OPERATIONS", "annotations", "escape", "unescape", "CGI_DEFAULT", "SOURCES"]
 
 log = logging.getLogger("gensvc.merge")
 
-BIG_INPUT = 16 << 20  # from this size (a gzipped VCF: x8), a file is compressed or parsed by a process of its own
+BIG_INPUT = 16 << 20  # from this size (a gzipped VCF: x8), each source is joined by a process of its own
 _INFO_ID = re.compile(r"^##INFO=<ID=([^,>]+)")
 
 
@@ -157,9 +157,9 @@ def _run_once(step, vcf_path: str, sources: list[Source], modes: dict, workdir: 
         records_in = join_records(here, vcf_path, modes, workdir, **wants, lines=True) if here else None
         joined = here + [s for g in groups for s in g]
         order = [joined.index(s) for s in sources]
-        body = _bgzf_sink(body_path, big) if step.output.get("vcf") else NullSink()
+        body = BgzfSink(body_path) if step.output.get("vcf") else NullSink()
         tsv = step.output.get("tsv")
-        table = NullSink() if not tsv else _bgzf_sink(tsv, big) if tsv.endswith(".gz") else TextSink(tsv)
+        table = NullSink() if not tsv else BgzfSink(tsv) if tsv.endswith(".gz") else TextSink(tsv)
         table.write("\t".join(["chrom", "pos", "ref", "alt", *(f.id for s in sources for f in s.fields)]) + "\n")
         with open_text(vcf_path) as handle:
             read_vcf_header(handle, vcf_path)
@@ -174,11 +174,6 @@ def _run_once(step, vcf_path: str, sources: list[Source], modes: dict, workdir: 
         raise
     counts["processes"] = {"here": [s.name for s in here], "workers": [[s.name for s in g] for g in groups]}
     return counts, body_path
-
-
-def _bgzf_sink(path: str, big: bool):
-    """For a large input, compressing costs as much as making the records: a process does it."""
-    return CompressorProcess(path) if big else BgzfSink(path)
 
 
 OPERATIONS = {"annotations": annotations}

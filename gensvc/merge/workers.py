@@ -1,13 +1,10 @@
-"""Processes of their own, for a large input on more than one core: a source's join, and the
-compression of the VCF body.
+"""Processes of their own, for a large input on more than one core: a source's join.
 
 A join process sends what its sources add to each record as length-prefixed frames: a kind
 byte, the payload's length (4 bytes, little-endian), then the payload as ``marshal`` wrote it
 (the tuples ``join_records`` yields, a batch of records a frame). A value travels as the string
 it is, so no byte of it (a control character, a line end) can be taken for part of the protocol.
 Both ends run the same interpreter (``sys.executable``), which is what ``marshal`` needs.
-
-The compressor process reads plain bytes on its standard input: the VCF body, in order.
 """
 
 from __future__ import annotations
@@ -16,11 +13,9 @@ import gc
 import json
 import marshal
 import os
-import queue
 import struct
 import subprocess
 import sys
-import threading
 from itertools import islice
 
 from gensvc.errors import UsageError
@@ -144,67 +139,4 @@ class JoinProcess:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait()
-
-
-# ---- compression ------------------------------------------------------------------------------------
-
-
-def bgzip_stream(path: str) -> None:
-    """Compress standard input into the BGZF file ``path`` (runs as the compressor process)."""
-    import signal
-
-    import pysam
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the joining process stops this one
-    with pysam.BGZFile(path, "wb") as sink:
-        while True:
-            block = os.read(0, 1 << 20)
-            if not block:
-                break
-            sink.write(block)
-
-
-class CompressorProcess:
-    """Text written in chunks into a BGZF file by a second process (``bgzip_stream``).
-
-    Compressing costs as much as making the records, so for a large input a second process does
-    it, fed through a pipe by a thread (pysam's BGZF writer holds the GIL, and zlib in a thread
-    waits for it, so a thread alone would not help)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.failure: BaseException | None = None
-        code = "import sys; from gensvc.merge.workers import bgzip_stream; bgzip_stream(sys.argv[1])"
-        self.process = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE, bufsize=0)
-        widen_pipe(self.process.stdin)
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
-        self.thread = threading.Thread(target=self._feed, name="gensvc-bgzip-feed", daemon=True)
-        self.thread.start()
-
-    def _feed(self) -> None:
-        stdin = self.process.stdin
-        try:
-            while (chunk := self.queue.get()) is not None:
-                stdin.write(chunk)
-        except BaseException as exc:  # the compressor died: drain, report at close
-            self.failure = exc
-            while self.queue.get() is not None:
-                pass
-
-    def write(self, text: str) -> None:
-        self.queue.put(text.encode())
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        self.process.stdin.close()
-        code = self.process.wait()
-        if self.failure is not None or code != 0:
-            raise OSError(f"compressing {self.path} failed (exit {code}): {self.failure or ''}")
-
-    def abort(self) -> None:
-        self.process.kill()
-        self.queue.put(None)
-        self.thread.join()
         self.process.wait()
