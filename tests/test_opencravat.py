@@ -307,6 +307,21 @@ def test_a_finished_job_whose_details_cannot_be_read_for_a_while_is_still_report
     assert stats(emulated.emulator)["by_status"]["503"] == 3
 
 
+@pytest.mark.parametrize("fault", [{"kind": "status", "status": 502}, {"kind": "drop", "processed": True}],
+                         ids=["502", "connection-lost-after-it-acted"])
+def test_a_report_the_server_is_asked_to_make_is_asked_again_after_a_lost_answer(
+        tmp_path, emu_env, vcf, emulated, fault):
+    # making a report is making it again from the job's results: safe to send twice
+    assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0  # the job makes tsv only
+    assert poll(tmp_path, emu_env).returncode == 0
+    job = read_json(tmp_path / "receipt.json")["job_id"]
+    add_fault(emulated.emulator, path=f"/submit/jobs/{job}/reports/vcf", method="POST", count=2, **fault)
+    done = report(tmp_path, emu_env, "vcf")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.vcf").read_text().startswith("##fileformat=VCF")
+    assert stats(emulated.emulator)["by_route"][f"POST /submit/jobs/{job}/reports/vcf"] == 3
+
+
 def test_failed_job_exits_4_with_its_log(tmp_path, emu_env, vcf, emulated):
     assert submit(tmp_path, emu_env, vcf, emulated).returncode == 0
     job = read_json(tmp_path / "receipt.json")["job_id"]

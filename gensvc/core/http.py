@@ -9,8 +9,10 @@ on, and debug logs with secrets redacted.
 A request that is not safe to repeat (POST) is sent again only when it provably
 was not taken: 429, 503, or no connection made. Any other failure after it was
 sent raises ``OutcomeUnknown``; the caller that can look up what happened decides
-(``gensvc.core.receipts`` does, for submissions). ``session.budget()`` makes the
-requests of one operation step share one budget of attempts and one deadline.
+(``gensvc.core.receipts`` does, for submissions). A POST the service can take twice
+with one effect (OpenCRAVAT making a report) goes inside ``with session.repeatable():``
+and is retried like a GET. ``session.budget()`` makes the requests of one operation
+step share one budget of attempts and one deadline.
 
 An answer saying the service is down for maintenance (a service's error map says which:
 CAVATICA's 503 ``"code": 0``) is not a blip: unless it says when to come back, each wait
@@ -181,6 +183,7 @@ class ServiceSession(requests.Session):
         self.verify = True
         self.headers["User-Agent"] = USER_AGENT
         self._budgets = threading.local()  # a step's budget belongs to the thread running it
+        self._repeatable = threading.local()
 
     @contextmanager
     def budget(self) -> Iterator[RetryBudget]:
@@ -194,6 +197,17 @@ class ServiceSession(requests.Session):
             yield budget
         finally:
             self._budgets.active = None
+
+    @contextmanager
+    def repeatable(self) -> Iterator[None]:
+        """Requests made inside are safe to send again whatever their method: the
+        service gives one effect however often it takes them."""
+        outer = getattr(self._repeatable, "on", False)
+        self._repeatable.on = True
+        try:
+            yield
+        finally:
+            self._repeatable.on = outer
 
     def new_retry(self) -> ServiceRetry:
         return ServiceRetry(
@@ -217,7 +231,8 @@ class ServiceSession(requests.Session):
         ours = kwargs.get("timeout") is None
         stream = kwargs.get("stream", False)
         budget = getattr(self._budgets, "active", None) or RetryBudget(self.new_retry())
-        repeatable = request.method.upper() in budget.retry.allowed_methods
+        repeatable = (request.method.upper() in budget.retry.allowed_methods
+                      or getattr(self._repeatable, "on", False))
         while True:
             if ours:
                 kwargs["timeout"] = self._attempt_timeout(budget.retry)
@@ -273,9 +288,10 @@ class ServiceSession(requests.Session):
         if response is not None:
             response.close()
         retry = budget.retry
-        # an unknown outcome is counted like any failure, whatever the method (Retry
-        # itself refuses to count a read error on a POST)
-        cause = None if uncertain else _as_urllib3_error(error)
+        # an unknown outcome, or any failure of a request made repeatable, is counted like
+        # any failure, whatever the method (Retry itself refuses to count a read error on a POST)
+        any_method = uncertain or getattr(self._repeatable, "on", False)
+        cause = None if any_method else _as_urllib3_error(error)
         try:
             budget.retry = retry.increment(request.method, request.url, response=raw, error=cause)
         except (MaxRetryError, ProtocolError, ConnectTimeoutError) as stop:

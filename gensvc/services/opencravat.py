@@ -183,7 +183,10 @@ class OpenCravatClient(ServiceClient):
         return [str(kind) for kind in answer]
 
     def create_report(self, job_id: str, kind: str) -> str:
-        return self.call("POST", "report", job_id=job_id, kind=kind)
+        # the server makes the report from the job's results, again if asked again: a
+        # lost answer is safe to ask about twice
+        with self.session.repeatable():
+            return self.call("POST", "report", job_id=job_id, kind=kind)
 
     def installed(self, name: str):
         """The server's installed annotators (dict) or valid report types (``report_types``);
