@@ -43,7 +43,7 @@ API (import as ``from tests.reliability.faults import ...``):
   expectations.
 - Job services: describe one as a ``JobService`` (its emulator, environment, the submit,
   poll and fetch calls, each kind's faulted path and method, its job list, the fault that
-  fails a job); ``job_matrix(service)`` makes its cells (a submission whose answers are all
+  fails a job, more kinds as ``Kind`` objects); ``job_matrix(service)`` makes its cells (a submission whose answers are all
   lost after it acted must still succeed with one job), ``finish_job(service, dir)`` the
   clean reference (one finished job and its outputs, once per module) and
   ``run_job_cell(service, cell, dir, finished)`` runs one cell and checks all of it.
@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import subprocess
 import sys
@@ -179,6 +180,12 @@ class Cell:
     @property
     def figure(self) -> str:
         return "survived" if self.succeeds else "refused"
+
+    @property
+    def lingers(self) -> bool:
+        """The emulator may still be answering once the client is gone (a held answer)."""
+        made = self.fault.fault
+        return isinstance(made, dict) and made.get("kind") == "delay"
 
     @property
     def count(self) -> int | None:
@@ -407,17 +414,35 @@ def assert_one_clear_line(done: subprocess.CompletedProcess, exit_code: int) -> 
     return lines[0]
 
 
+def scratch_env(workdir: Path) -> dict[str, str]:
+    """TMPDIR of the cell's own, so that a temporary file left behind is seen."""
+    scratch = Path(workdir) / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return {"TMPDIR": str(scratch)}
+
+
 def assert_refused_cleanly(done: subprocess.CompletedProcess, cell: Cell, outputs: Iterable[Path],
-                           before: set[Path], exit_code: int | None = None) -> str:
+                           before: set[Path], exit_code: int | None = None, scratch: Path | None = None) -> str:
     """The unbounded cell: one clear line with the expected exit, no output, and no file
-    left in the outputs' directories that was not there before (no partial or temp file)."""
+    left in the outputs' directories that was not there before, nor in ``scratch`` (its
+    TMPDIR): no partial or temporary file."""
     line = assert_one_clear_line(done, cell.fault.exit if exit_code is None else exit_code)
     outputs = [Path(p) for p in outputs]
     for output in outputs:
         assert not output.exists(), f"{output} written by a failed run"
     left = files_under({p.parent for p in outputs}) - before
+    if scratch is not None:  # the host's shared submission locks live there by design
+        shared = Path(scratch) / f"gensvc-{os.getuid()}"
+        left |= {p for p in files_under([scratch]) if shared not in p.parents}
     assert not left, f"files left behind: {sorted(map(str, left))}"
     return line
+
+
+def assert_says_what_was_spent(line: str, cell: Cell, env: Mapping[str, str]) -> None:
+    """An outage that outlasted the retries says so: the attempts made, or the deadline."""
+    if cell.fault.retried and cell.fault.exit == 5:
+        spent = f"after {max_attempts(env, cell.service)} attempts"
+        assert spent in line or "deadline" in line or "may already have been processed" in line, line
 
 
 def assert_requests_bounded(cell: Cell, faulted: int, env: Mapping[str, str], most: int | None = None) -> None:
@@ -448,16 +473,20 @@ def assert_same_outputs(outputs: Iterable[Path], clean: Mapping[str, bytes],
         assert data == want, f"{name} differs from a clean run's"
 
 
-__all__ = [
-    "BOUNDED_COUNT", "Cell", "Emulated", "FAST_SETTINGS", "FAULTS", "FAULTS_BY_NAME", "Fault",
-    "REFUSED_FOR", "REFUSED_SETTINGS", "STALL_SECONDS", "assert_one_clear_line", "assert_refused_cleanly",
-    "assert_requests_bounded", "assert_same_outputs", "cell_settings", "files_under", "inject", "matrix",
-    "max_attempts", "params", "read_outputs", "requests_to", "run_cli", "run_cli_during", "settings_env",
-    "wait_for_request",
-]
-
 
 # ---- job services: submit, poll, download -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An operation kind beyond submit, poll and download: ``call(workdir, receipt, outdir)``
+    -> (arguments, outputs). ``own_job``: each cell needs a finished job of its own (the
+    call changes the job: a report made, which a second call would find made).
+    ``normalise(name, data)``: what of its output differs between two jobs, taken out."""
+
+    call: Callable[[Path, Path, Path], tuple[list, list[Path]]]
+    own_job: bool = False
+    normalise: Callable[[str, bytes], bytes] | None = None
 
 
 @dataclass
@@ -472,7 +501,9 @@ class JobService:
     the job ids the server holds. ``job_fails``: the emulator fault object (on the submit
     path) that makes the next job fail. ``volatile``: receipt keys that differ between two
     jobs of one call (its job id, key, time), left out when receipts are compared.
-    ``poll_first_wait``: the poll's first wait, which bounds its checks.
+    ``poll_first_wait``: the poll's first wait, which bounds its checks. ``kinds``: more
+    operation kinds (a synchronous query, a report made on request), each a ``Kind``, its
+    faulted path in ``paths`` under the same name.
     """
 
     emulated: Emulated
@@ -486,6 +517,7 @@ class JobService:
     volatile: tuple[str, ...] = ("job_id", "idempotency_key", "submitted_at")
     poll_first_wait: float = 0.2
     forget: Callable[[str], None] | None = None  # deletes a job (keeps look-ups short)
+    kinds: Mapping[str, Kind] = field(default_factory=dict)  # more operation kinds, by name
 
 
 # an unbounded poll cell: the outage outlasts the poll's own timeout
@@ -518,8 +550,22 @@ def finish_job(service: JobService, workdir: Path) -> dict:
     run_ok(service.poll(receipt, status, 60), env)
     args, outputs = service.fetch(receipt, out)
     run_ok(args, env)
-    return {"receipt": receipt, "job": json.loads(receipt.read_text())["job_id"],
+    made = {"receipt": receipt, "job": json.loads(receipt.read_text())["job_id"],
             "submit": read_outputs([receipt]), "poll": read_outputs([status]), "download": read_outputs(outputs)}
+    for name, kind in service.kinds.items():
+        outdir = workdir / name
+        outdir.mkdir()
+        args, outputs = kind.call(workdir, receipt, outdir)
+        run_ok(args, env)
+        made[name] = read_outputs(outputs)
+    return made
+
+
+def _finished_job_of_its_own(service: JobService, workdir: Path) -> Path:
+    receipt, env = workdir / "own-receipt.json", service.env(workdir, {})
+    run_ok(service.submit(workdir, receipt), env)
+    run_ok(service.poll(receipt, workdir / "own-status.json", 60), env)
+    return receipt
 
 
 def _receipt_without(volatile: tuple[str, ...]) -> Callable[[str, bytes], bytes]:
@@ -542,7 +588,7 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
             service.forget(job)
     out = workdir / "out"
     out.mkdir()
-    env = service.env(workdir, cell_settings(cell))
+    env = service.env(workdir, {**cell_settings(cell), **scratch_env(workdir)})
     receipt = finished["receipt"]
     if cell.operation == "submit":
         receipt = out / "receipt.json"
@@ -556,6 +602,11 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
             run_ok(service.submit(workdir, receipt), service.env(workdir, {}))
         status = out / "status.json"
         args, outputs = service.poll(receipt, status, 60 if cell.succeeds else UNBOUNDED_POLL_TIMEOUT), [status]
+    elif cell.operation in service.kinds:
+        kind = service.kinds[cell.operation]
+        if kind.own_job:
+            receipt = _finished_job_of_its_own(service, workdir)
+        args, outputs = kind.call(workdir, receipt, out)
     else:
         args, outputs = service.fetch(receipt, out)
     job = json.loads(receipt.read_text())["job_id"] if receipt.exists() else None
@@ -577,7 +628,8 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
             done = run_cli(args, env)
         finally:
             undo()
-    emulated.settle()
+    if cell.lingers:
+        emulated.settle()
     made = service.jobs() - before_jobs
     if cell.succeeds:
         assert done.returncode == 0, done.stderr
@@ -593,9 +645,12 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
                 assert json.loads(outputs[0].read_text())["status"] == json.loads(
                     finished["poll"]["status.json"])["status"]
             else:
-                assert_same_outputs(outputs, finished[cell.operation])
+                kind = service.kinds.get(cell.operation)
+                assert_same_outputs(outputs, finished[cell.operation], kind.normalise if kind else None)
         return
-    assert_refused_cleanly(done, cell, outputs, before)
+    line = assert_refused_cleanly(done, cell, outputs, before, scratch=workdir / "scratch")
+    if cell.operation != "poll":  # a poll rides out outages until its own timeout
+        assert_says_what_was_spent(line, cell, env)
     stats = emulated.stats()
     if cell.fault.how == "service":  # the failed job: read, never submitted again
         submit_glob, submit_method = service.paths["submit"]

@@ -17,6 +17,7 @@ from tests.reliability.faults import (
     assert_refused_cleanly,
     assert_requests_bounded,
     assert_same_outputs,
+    assert_says_what_was_spent,
     cell_settings,
     files_under,
     inject,
@@ -25,6 +26,7 @@ from tests.reliability.faults import (
     read_outputs,
     requests_to,
     run_cli,
+    scratch_env,
 )
 
 # operation kind -> (its arguments, the path its requests go to)
@@ -63,7 +65,7 @@ def command(tmp_path, operation: str, out):
 def environment(tmp_path, bravo, cell) -> dict:
     # a 429 without a hint waits for the limiter's whole window: make it a second
     return isolated_env(tmp_path, GENSVC_BRAVO_URL=bravo.url, GENSVC_BRAVO_TOKEN=BRAVO_TOKEN,
-                        GENSVC_BRAVO_RATE_LIMIT="1000/1", **cell_settings(cell))
+                        GENSVC_BRAVO_RATE_LIMIT="1000/1", **cell_settings(cell), **scratch_env(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +95,15 @@ def test_bravo_query_under_a_fault(tmp_path, bravo, clean_outputs, cell):
         done = run_cli(args, env)
     finally:
         undo()
-        bravo.settle()
+        if cell.lingers:
+            bravo.settle()
     if cell.bounded:
         assert done.returncode == 0, done.stderr
         if cell.fault.how != "refused":
             assert bravo.fired(cell) == BOUNDED_COUNT
         assert_same_outputs([out], clean_outputs[cell.operation])
     else:
-        assert_refused_cleanly(done, cell, [out], before)
+        line = assert_refused_cleanly(done, cell, [out], before, scratch=tmp_path / "scratch")
+        assert_says_what_was_spent(line, cell, env)
         if cell.fault.how != "refused":
             assert_requests_bounded(cell, requests_to(bravo.stats(), path), env)

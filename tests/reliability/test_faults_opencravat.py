@@ -1,5 +1,5 @@
-"""The fault matrix for OpenCRAVAT: submit, poll and report download × each fault, bounded and
-unbounded, against the OpenCRAVAT emulator over loopback (tests/reliability/faults.py says
+"""The fault matrix for OpenCRAVAT: submit, poll, report download, a report made on request and
+live annotation × each fault, bounded and unbounded, against the OpenCRAVAT emulator over loopback (tests/reliability/faults.py says
 what each cell must lead to).
 """
 
@@ -13,12 +13,14 @@ import requests
 
 from helpers import isolated_env
 from tests.reliability.conftest import cases
-from tests.reliability.faults import Emulated, JobService, finish_job, job_matrix, params, run_job_cell
+from tests.reliability.faults import Emulated, JobService, Kind, finish_job, job_matrix, params, run_job_cell
 
 VCF = ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
        "chr7\t140753336\t.\tA\tT\t.\tPASS\t.\nchr12\t25245350\t.\tC\tA\t.\tPASS\t.\n")
 
-CELLS = job_matrix("opencravat")
+# submit, poll, report download, a report made on request, and live annotation (its
+# synchronous query)
+CELLS = job_matrix("opencravat", operations=("submit", "poll", "download", "make-report", "query"))
 XFAIL: dict[str, str] = {}
 
 
@@ -36,6 +38,23 @@ def vcf(workdir):
     path = workdir / f"in_{unique}.vcf"
     path.write_text(VCF.replace("#CHROM", f"##run={unique}\n#CHROM"))
     return path
+
+
+def make_report(workdir, receipt, out):
+    # a report type the job did not make: the server is asked to make it (a POST), then it is fetched
+    output = out / "report.vcf"
+    return ["opencravat", "report", "--input", f"receipt={receipt}", "--output", f"vcf={output}"], [output]
+
+
+def without_run_line(name, data):
+    """A VCF report apart from the input's header line that made it unique."""
+    return b"".join(line for line in data.splitlines(keepends=True) if not line.startswith(b"##run="))
+
+
+def annotate(workdir, receipt, out):
+    output = out / "annotations.jsonl"
+    return ["opencravat", "annotate", "--chrom", "chr7", "--pos", "140753336", "--ref", "A", "--alt", "T",
+            "--annotators", "clinvar", "--output", f"annotations={output}"], [output]
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +81,12 @@ def service(oc):
                                                "--timeout", str(timeout), "--output", f"status={status}"],
         fetch=fetch,
         paths={"submit": ("/submit/submit", "POST"), "poll": ("/submit/jobs/{job}/status", "GET"),
-               "download": ("/submit/jobs/{job}/reports/tsv", "GET")},
+               "download": ("/submit/jobs/{job}/reports/tsv", "GET"),
+               "make-report": ("/submit/jobs/{job}/reports/vcf", "POST"), "query": ("/submit/annotate", "GET")},
         jobs=jobs,
         job_fails={"kind": "job_error"},
         forget=forget,
+        kinds={"make-report": Kind(make_report, own_job=True, normalise=without_run_line), "query": Kind(annotate)},
     )
 
 
