@@ -36,7 +36,6 @@ from tests.reliability.faults import (
     Cell,
     Emulated,
     Fault,
-    assert_one_clear_line,
     assert_refused_cleanly,
     assert_requests_bounded,
     assert_same_outputs,
