@@ -10,9 +10,10 @@ has one) is reused, not uploaded twice; ``overwrite`` says what to do with a dif
 one.
 
 The protocol's POSTs are sent again when their answer is lost (a 5xx, a dropped connection,
-no answer in time), within the session's one budget: an init or a part's report makes
-nothing that a second one would duplicate (an upload never completed makes no file), and
-a completion is sent again only when the project holds no new file of that name and size.
+no answer in time), within the session's budget: an init or a part's report is repeatable
+(a report sent twice has one effect; an init only opens an upload, and one left unfinished
+by a lost answer never becomes a file), and a completion is sent again only when the
+project holds no new file of that name and size.
 """
 
 from __future__ import annotations
@@ -115,17 +116,13 @@ class Uploader:
                                    where=self.client.base, hint="upload it again with overwrite=if_different")
         return {**entry, "id": record["id"], "reused": False}
 
-    def _sent_again(self, send, find=lambda: None):
-        """``send()``'s answer; when it is lost, sent again unless ``find()`` shows it took effect."""
-        return send_submission(self.client.session, send, find)[0]
-
     def _transfer(self, path, name, size, state: UploadState, *, replaced: str | None) -> dict:
         upload = self._resumed(state)
         if upload is None:
             body = {**self.where, "name": name, "size": size, "part_size": self.part_size}
             params = {"overwrite": "true"} if replaced is not None else None
-            upload = self._sent_again(lambda: self.client.resource("POST", "upload_init", "an upload",
-                                                                   params=params, json=body))
+            with self.client.session.repeatable():
+                upload = self.client.resource("POST", "upload_init", "an upload", params=params, json=body)
             if not isinstance(upload.get("upload_id"), str):
                 raise UnexpectedAnswer("cavatica answered an upload without an upload_id", where=self.client.base)
             state.write({"upload_id": upload["upload_id"], "part_size": upload.get("part_size") or self.part_size})
@@ -143,8 +140,9 @@ class Uploader:
             there = self.existing(name)
             return there if there is not None and there.get("size") == size and there.get("id") != replaced else None
 
-        record = self._sent_again(
-            lambda: self.client.resource("POST", "upload_complete", "the uploaded file", upload_id=upload_id), completed)
+        # sent again when its answer is lost, unless the file is there after all
+        record, _ = send_submission(self.client.session, lambda: self.client.resource(
+            "POST", "upload_complete", "the uploaded file", upload_id=upload_id), completed)
         state.forget()
         return record
 
@@ -199,8 +197,9 @@ class Uploader:
                 and etag.lower() != hashlib.md5(data).hexdigest():
             raise UnexpectedAnswer(f"the storage's ETag for part {number} is not the part's MD5: it stored other bytes",
                                    where=where, hint="run the upload again")
-        self._sent_again(lambda: self.client.call("POST", "upload_report", upload_id=upload_id,
-                                                  json={"part_number": number, "response": {"headers": {"ETag": etag}}}))
+        with self.client.session.repeatable():
+            self.client.call("POST", "upload_report", upload_id=upload_id,
+                             json={"part_number": number, "response": {"headers": {"ETag": etag}}})
 
 
 def _shown(where: dict) -> str:
