@@ -41,6 +41,10 @@ SETTINGS = {
     "deadline": (float, 1800.0),
     "backoff": (float, 1.0),
     "backoff_max": (float, 120.0),
+    # what one answer may hold: a JSON body read whole (a service's pages are far smaller),
+    # and a download with no size of its own to check (a report); past them it never ends
+    "max_answer_bytes": (int, 128 << 20),
+    "max_download_bytes": (int, 16 << 30),
 }
 
 # service -> names of its secrets; the first is what a token_file holds
@@ -81,6 +85,8 @@ class ServiceSettings:
     deadline: float
     backoff: float
     backoff_max: float
+    max_answer_bytes: int
+    max_download_bytes: int
     state_dir: Path  # the submission journal
     limiter_dir: Path  # the rate limiter's shared state
     credentials: Credentials

@@ -4,9 +4,11 @@ Bytes go to ``<path>.part`` and are renamed to ``<path>`` only once the size
 (Content-Length) and, if given, the SHA-256 check out. A connection lost
 mid-body resumes with ``Range`` when the server honours it, and starts over
 when it does not; the whole transfer spends one budget of attempts and one
-deadline (a stalled body, past the read timeout, counts as one). The file name
-always comes from the caller; a Content-Disposition name is only checked and
-recorded.
+deadline (a stalled body, past the read timeout, counts as one). A body larger
+than ``max_bytes`` (declared or sent) is refused, so an endless one cannot fill the
+disk. The file name always comes from the caller; a Content-Disposition name is
+never a path: a server that sends one with a directory in it (``../x``, ``/x``) is
+refused, and a plain one is only recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 import requests
 
 from gensvc.core.files import file_sha256
+from gensvc.errors import UnexpectedAnswer
 
 log = logging.getLogger("gensvc.download")
 
@@ -45,20 +48,31 @@ class OtherRange(IncompleteBody):
     """A 206 for other bytes than were asked for: nothing of it can be used."""
 
 
+@dataclass(frozen=True)
+class SizeLimit:
+    """The most a download may hold, and what a user changes to raise it (named in the error)."""
+
+    bytes: int
+    named: str
+
+
 def download(session, url: str, path: str, *, check_response=None, sha256: str | None = None,
-             headers: dict | None = None, auth=None) -> Downloaded:
+             headers: dict | None = None, auth=None, limit: SizeLimit | None = None) -> Downloaded:
     """GET ``url`` into ``path``. ``check_response(response)`` raises for a refused answer
-    (a client's ``ERRORS.check``); ``auth`` goes with every request, as a client sends it."""
+    (a client's ``ERRORS.check``); ``auth`` goes with every request, as a client sends it;
+    ``limit`` bounds the size (default: the session's ``max_download_bytes``)."""
+    if limit is None:
+        limit = SizeLimit(session.max_download_bytes, f"GENSVC_{session.service.upper()}_MAX_DOWNLOAD_BYTES")
     part = Path(f"{path}.part")
     try:
         # one budget for the whole transfer: refused requests and broken bodies draw on it alike
         with session.budget() as budget:
-            return _transfer(session, budget, url, path, part, check_response, sha256, headers, auth)
+            return _transfer(session, budget, url, path, part, check_response, sha256, headers, auth, limit)
     finally:
         part.unlink(missing_ok=True)
 
 
-def _transfer(session, budget, url, path, part, check_response, sha256, headers, auth) -> Downloaded:
+def _transfer(session, budget, url, path, part, check_response, sha256, headers, auth, limit) -> Downloaded:
     received, total, resumed = 0, None, 0
     response = None
     while True:
@@ -69,11 +83,18 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers,
             response = session.get(url, headers=wanted, stream=True, auth=auth)
             if check_response is not None:
                 check_response(response)
+            server_name = disposition_name(response, session.service)
             received, total = _start(response, received, part)
+            if total is not None and total > limit.bytes:
+                response.close()
+                raise _too_large(session.service, url, limit, f"it declares {total} bytes")
             with open(part, "ab") as sink:
                 for chunk in response.iter_content(CHUNK):
-                    sink.write(chunk)
                     received += len(chunk)
+                    if received > limit.bytes:
+                        response.close()
+                        raise _too_large(session.service, url, limit, "it went on past that")
+                    sink.write(chunk)
             if total is not None and received < total:
                 raise IncompleteBody(f"{received} of {total} bytes")
             break
@@ -92,7 +113,13 @@ def _transfer(session, budget, url, path, part, check_response, sha256, headers,
 
         raise ServiceUnavailable(f"download of {url} does not match its checksum", hint="try again; the service sent different bytes")
     os.replace(part, path)
-    return Downloaded(path, received, digest, response.headers.get("Content-Type"), _disposition_name(response), resumed)
+    return Downloaded(path, received, digest, response.headers.get("Content-Type"), server_name, resumed)
+
+
+def _too_large(service: str, url: str, limit: SizeLimit, how: str) -> UnexpectedAnswer:
+    return UnexpectedAnswer(f"{service}'s download is larger than the {limit.bytes} bytes it may be ({how})",
+                            where=url.split("?")[0],
+                            hint=f"check the service's URL; if the file is real, raise {limit.named}")
 
 
 def _start(response, received: int, part: Path) -> tuple[int, int | None]:
@@ -118,17 +145,22 @@ def _request_of(response, url):
     return requests.Request("GET", url).prepare()
 
 
-def _disposition_name(response) -> str | None:
-    """The server's suggested name, only if it is a plain file name (recorded, never used as a path)."""
+def disposition_name(response, service: str) -> str | None:
+    """The server's suggested file name (recorded, never used as a path), or None if it
+    gives none. One that is a path (``../x``, ``/etc/x``, ``C:\\x``) is UnexpectedAnswer:
+    a server that sends it is not to be trusted with the rest of the file either."""
     header = response.headers.get("Content-Disposition", "")
-    match = re.search(r"filename\*=(?:UTF-8'')?([^;]+)", header, re.I) or re.search(r'filename="?([^";]+)"?', header, re.I)
-    if not match:
+    names = re.findall(r"filename\*\s*=\s*(?:[\w-]+'[^']*')?([^;]+)", header, re.I) + \
+        re.findall(r'filename\s*=\s*"?([^";]*)"?', header, re.I)
+    if not names:
         return None
-    name = unquote(match.group(1).strip())
-    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
-        log.warning("ignoring unsafe file name %r in Content-Disposition", name)
-        return None
-    return name
+    for name in (unquote(found.strip()) for found in names):
+        if "/" in name or "\\" in name or name in (".", "..") or "\0" in name or re.match(r"^[A-Za-z]:", name):
+            response.close()
+            raise UnexpectedAnswer(f"{service} sent an unsafe file name {name[:80]!r} in Content-Disposition; "
+                                   "refusing the download", where=response.url.split("?")[0],
+                                   hint="nothing was written; the server (or a proxy before it) is not the service")
+    return unquote(names[0].strip()) or None
 
 
 @dataclass(frozen=True)

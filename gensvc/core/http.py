@@ -44,10 +44,11 @@ from urllib3.util.retry import Retry
 import gensvc
 from gensvc.core.ratelimit import SharedRateLimiter
 from gensvc.core.redaction import redact, redact_headers
-from gensvc.errors import ServiceUnavailable
+from gensvc.errors import ServiceUnavailable, UnexpectedAnswer
 
 log = logging.getLogger("gensvc.http")
 
+MiB = 1 << 20
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # the server says it did not take the request: safe to send again, whatever the method
 NOT_TAKEN_STATUSES = frozenset({429, 503})
@@ -168,8 +169,12 @@ class ServiceSession(requests.Session):
         backoff_max: float = 120.0,
         is_final: Callable[[requests.Response], bool] | None = None,
         maintenance: Callable[[requests.Response], str | None] | None = None,
+        max_answer_bytes: int = 128 * MiB,
+        max_download_bytes: int = 16 * 1024 * MiB,
     ):
         super().__init__()
+        self.max_answer_bytes = max_answer_bytes
+        self.max_download_bytes = max_download_bytes  # read by core.download, which streams
         self.service = service
         self.limiter = limiter
         self.timeout = (connect_timeout, read_timeout)
@@ -241,9 +246,10 @@ class ServiceSession(requests.Session):
             self.request_count += 1
             self._log_request(request)
             try:
-                response = super().send(request, **kwargs)
+                # streamed underneath, so a body read whole is read under its bound
+                response = super().send(request, **{**kwargs, "stream": True})
                 if not stream:
-                    response.content  # a body cut short raises here, inside the retry loop
+                    self._read_whole(response)  # a body cut short raises here, inside the retry loop
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 log.debug("%s %s -> %s", request.method, redact(request.url), type(exc).__name__)
                 if not repeatable and not _never_reached_server(exc):
@@ -256,6 +262,30 @@ class ServiceSession(requests.Session):
             if not repeatable and response.status_code not in NOT_TAKEN_STATUSES:
                 raise self._outcome_unknown(budget, request, response=response)
             self.next_attempt(budget, request, response=response)
+
+    def _read_whole(self, response: requests.Response) -> None:
+        """The body into ``response.content``, or UnexpectedAnswer past ``max_answer_bytes``."""
+        limit = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise self._too_large(response, f"it declares {int(declared)} bytes")
+        body, size = [], 0
+        for chunk in response.iter_content(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise self._too_large(response, "it went on past that")
+            body.append(chunk)
+        response._content = b"".join(body)
+
+    def _too_large(self, response, how: str) -> UnexpectedAnswer:
+        key = self.service.upper()
+        return UnexpectedAnswer(
+            f"{self.service}'s answer is larger than the {self.max_answer_bytes / MiB:g} MiB an answer may be ({how})",
+            where=redact(response.url.split("?")[0]),
+            hint=f"check GENSVC_{key}_URL names the service's API; if the answer is real, raise "
+                 f"GENSVC_{key}_MAX_ANSWER_BYTES")
 
     def _attempt_timeout(self, retry: ServiceRetry) -> tuple[float, float]:
         """The connect and read timeouts, cut to what is left of the deadline, so that
@@ -440,4 +470,6 @@ def build_session(settings, *, is_final: Callable[[requests.Response], bool] | N
         backoff_max=settings.backoff_max,
         is_final=is_final,
         maintenance=maintenance,
+        max_answer_bytes=settings.max_answer_bytes,
+        max_download_bytes=settings.max_download_bytes,
     )

@@ -20,7 +20,7 @@ from gensvc.alleles import trimmed
 from gensvc.core.answers import unexpected_shape
 from gensvc.core.auth import HeaderCredential
 from gensvc.core.client import ServiceClient
-from gensvc.core.download import ZipLimits, download, extract_members
+from gensvc.core.download import SizeLimit, ZipLimits, download, extract_members
 from gensvc.core.errormap import ErrorMap, Rule, json_field
 from gensvc.core.jobids import server_job_id
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
@@ -319,8 +319,9 @@ def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0)
     wanted = {member: step.output[name] for name, member in RESULT_MEMBERS.items() if name in step.output}
     with tempfile.TemporaryDirectory(prefix="gensvc-cgi-") as workdir:
         zip_path = step.output.get("zip") or str(Path(workdir) / "results.zip")  # no name from a server's string
+        # the zip holds at most max_bytes once expanded: more than that sent is no result zip
         got = download(step.session, client.url("results", job_id=job_id), zip_path, check_response=ERRORS.check,
-                       auth=client.auth)
+                       auth=client.auth, limit=SizeLimit(max_bytes, "the max_bytes param"))
         sizes = extract_members(zip_path, wanted, ZipLimits(max_files, max_bytes, max_ratio))
     summary = _summary_versions(step.output.get("summary"))
     return {"job_id": job_id, "zip_bytes": got.size, "zip_sha256": got.sha256, "members": sizes,
