@@ -26,12 +26,12 @@ def shown(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def server_job_id(value, *, service: str, where: str) -> str:
-    """A job id a server sent, or UnexpectedAnswer."""
+def server_job_id(value, *, service: str, where: str, what: str = "a job id") -> str:
+    """A job id (or ``what`` other id that goes into a URL) a server sent, or UnexpectedAnswer."""
     from gensvc.errors import UnexpectedAnswer
 
     if not is_job_id(value):
-        raise UnexpectedAnswer(f"{service} answered {shown(value)}, which is not a job id", where=where,
+        raise UnexpectedAnswer(f"{service} answered {shown(value)}, which is not {what}", where=where,
                                hint=f"check GENSVC_{service.upper()}_URL; a job id is a short token of letters, "
                                     "digits, '-', '_' and '.'")
     return value

@@ -131,8 +131,12 @@ class BravoClient(ServiceClient):
     def _page(self, response) -> dict:
         progress.current().advance()  # one request (its retries aside) of the operation's plan
         body = self.answer(response)
-        if not isinstance(body, dict):
-            raise unexpected_shape("bravo", "a page of records", body, response.url.split("?")[0])
+        where = response.url.split("?")[0]
+        if not isinstance(body, dict) or not isinstance(body.get("data", []), (list, type(None))):
+            raise unexpected_shape("bravo", "a page of records", body, where)
+        for record in body.get("data") or ():
+            if not isinstance(record, (dict, str)):  # a vcf=1 page holds lines
+                raise unexpected_shape("bravo", "a record", record, where)
         return body
 
 

@@ -130,8 +130,15 @@ class CavaticaClient(ServiceClient):
     def all(self, name: str, params: dict | None = None, *, limit: int = PAGE_LIMIT, offset: int = 0) -> list[dict]:
         """Every item of a list, page by page, checked against X-Total-Matching-Query."""
         query = {**(params or {}), "offset": offset, "limit": min(max(1, limit), PAGE_LIMIT)}
-        url, items, total = self.url(name), [], None
+        url, items, total, followed = self.url(name), [], None, set()
         while url:
+            if url in followed:
+                raise UnexpectedAnswer(f"cavatica paging does not end: page {len(followed)} links to a page already read",
+                                       where=url.split("?")[0], hint="the platform's next links loop; try again later")
+            followed.add(url)
+            if total is not None and len(items) > total:
+                raise UnexpectedAnswer(f"cavatica paging does not end: {len(items)} items read, {total} said to match",
+                                       where=url.split("?")[0], hint="the platform's next links loop; try again later")
             response = self.send("GET", url, params=query)
             page = json_body(response, SERVICE)
             if not isinstance(page, dict) or not isinstance(page.get("items"), list):
@@ -177,7 +184,8 @@ def storage_session(settings):
     return ServiceSession(
         SERVICE, limiter=None, connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
         max_attempts=settings.max_attempts, deadline=settings.deadline, backoff=settings.backoff,
-        backoff_max=settings.backoff_max,
+        backoff_max=settings.backoff_max, max_answer_bytes=settings.max_answer_bytes,
+        max_download_bytes=settings.max_download_bytes,
     )
 
 

@@ -28,7 +28,9 @@ from pathlib import Path
 import requests
 from filelock import FileLock
 
+from gensvc.core.download import disposition_name
 from gensvc.core.files import replace_json
+from gensvc.core.jobids import server_job_id
 from gensvc.core.progress import report
 from gensvc.core.workers import run_each
 from gensvc.errors import JobFailed, UnexpectedAnswer, UsageError
@@ -43,8 +45,9 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _ELEMENT = re.compile(r"^(.+)_([0-9]+)$")  # <output_id>_<index>: one element of a list output
 
 
-def output_files(task: dict, output_id: str | None) -> list[tuple[str, str, str]]:
-    """(output id, file id, file name) of every file among the task's outputs, or of one output."""
+def output_files(task: dict, output_id: str | None, where: str = "") -> list[tuple[str, str, str]]:
+    """(output id, file id, file name) of every file among the task's outputs, or of one output;
+    each file id checked before it goes into a URL."""
     outputs = task.get("outputs") or {}
     if output_id is not None and output_id not in outputs:
         raise UsageError(f"task {task.get('id')} has no output {output_id!r}",
@@ -54,7 +57,8 @@ def output_files(task: dict, output_id: str | None) -> list[tuple[str, str, str]
     for name, value in sorted(chosen.items()):
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict) and str(item.get("class", "")).lower() == "file" and item.get("path"):
-                found.append((name, str(item["path"]), str(item.get("name") or item["path"])))
+                file_id = server_job_id(item["path"], service="cavatica", where=where, what="a file id")
+                found.append((name, file_id, str(item.get("name") or file_id)))
     return found
 
 
@@ -174,6 +178,7 @@ class Downloader:
             if response.status_code != 206:
                 raise UnexpectedAnswer(f"the storage answered HTTP {response.status_code} for bytes {start}-{last}",
                                        where=where, hint="run the download again: it resumes")
+            disposition_name(response, "cavatica's storage")  # a path there: not the file's storage
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
             if match and int(match[3]) != size:
                 raise UnexpectedAnswer(f"the storage serves {match[3]} bytes, but the platform's record says {size}; "
@@ -242,7 +247,7 @@ def download(step, *, output_id=None, part_size=8 << 20, parallel=4) -> dict:
     if status != "COMPLETED":
         raise UsageError(f"cavatica task {task_id} is {status}, not COMPLETED", where=client.url("task", task_id=task_id),
                          hint="wait for it with cavatica poll, then download")
-    chosen = output_files(task, output_id)
+    chosen = output_files(task, output_id, client.url("task", task_id=task_id))
     targets = _list_targets(step, task, output_id, chosen, elements) if elements else _targets(step, chosen)
     downloader = Downloader(step, client, part_size=part_size, parallel=parallel)
     entries = [{**target, **downloader.fetch(target["id"], target["path"])} for target in targets]

@@ -28,6 +28,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from gensvc.core.files import replace_json
+from gensvc.core.jobids import server_job_id
 from gensvc.core.progress import report
 from gensvc.core.receipts import send_submission
 from gensvc.core.workers import run_each
@@ -125,6 +126,9 @@ class Uploader:
                 upload = self.client.resource("POST", "upload_init", "an upload", params=params, json=body)
             if not isinstance(upload.get("upload_id"), str):
                 raise UnexpectedAnswer("cavatica answered an upload without an upload_id", where=self.client.base)
+            # it goes into every part's URL: a '..' there would be resolved to another endpoint
+            server_job_id(upload["upload_id"], service="cavatica", where=self.client.url("upload_init"),
+                          what="an upload id")
             state.write({"upload_id": upload["upload_id"], "part_size": upload.get("part_size") or self.part_size})
             done = set()
         else:

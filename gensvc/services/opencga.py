@@ -19,7 +19,7 @@ from gensvc.core.jobids import server_job_id
 from gensvc.core.multipart import MultipartFile
 from gensvc.core.poll import JobState, PollPolicy, wait_for_job
 from gensvc.core.receipts import idempotency_key, key_tag, send_submission, submit_job, submitted_epoch, write_json
-from gensvc.errors import GensvcError, JobFailed, RequestRejected, UsageError
+from gensvc.errors import GensvcError, JobFailed, RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.schema import read_receipt
 from gensvc.services.opencga_client import ACTIVE, ERRORS, OpencgaClient, first_result
 from gensvc.services.opencga_records import CATALOG_COLUMNS, CatalogWriter, VariantWriter
@@ -98,6 +98,11 @@ def upload(step, *, study, folder="data", format=None, bioformat=None, parents=T
                     body.close()
                 if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                     raise unexpected_shape("opencga", "the uploaded File", record, client.url("upload"))
+                if isinstance(record.get("size"), int) and record["size"] != size:
+                    # what it holds is not what was sent: a file cut short (or padded) on the way
+                    raise UnexpectedAnswer(f"opencga holds {target} as {record['size']} bytes, but {size} were sent",
+                                           where=client.url("upload"),
+                                           hint="delete the file in OpenCGA and upload it again")
                 return record
 
             def sent(target=target) -> dict | None:

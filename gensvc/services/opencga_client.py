@@ -252,12 +252,17 @@ class OpencgaClient(ServiceClient):
         """Every result of a search or query, a page at a time: ``skip``/``limit`` to the end,
         the count checked against the first page's ``numMatches``."""
         page_size = max(1, min(int(page_size), MAX_LIMIT))
-        skip, total, seen = 0, None, 0
+        skip, total, seen, last = 0, None, 0, None
         while True:
             query = {**params, "skip": skip, "limit": page_size, "count": "true" if total is None else "false"}
             response = self.request("GET", name, params=query)
             first = first_response(self.answer(response), response.url)
-            results = first.get("results") or []
+            results = page_results(first, response.url)
+            # a server that ignores skip sends the first page for ever
+            if results and results == last:
+                raise UnexpectedAnswer(f"opencga paging does not end: the page at skip={skip} repeats the one before",
+                                       where=self.url(name), hint="the server ignores skip; check GENSVC_OPENCGA_URL")
+            last = results
             if total is None:
                 matches = first.get("numMatches")
                 total = matches if isinstance(matches, int) and matches >= 0 else -1
@@ -280,6 +285,18 @@ def first_response(envelope: dict, url: str) -> dict:
     if not responses or not isinstance(responses[0], dict):
         raise unexpected_shape("opencga", "a result", envelope, url.split("?")[0])
     return responses[0]
+
+
+def page_results(response: dict, url: str) -> list[dict]:
+    """A response's results, each a record (a dict), or UnexpectedAnswer."""
+    results = response.get("results") or []
+    where = url.split("?")[0]
+    if not isinstance(results, list):
+        raise unexpected_shape("opencga", "a page of results", results, where)
+    for record in results:
+        if not isinstance(record, dict):
+            raise unexpected_shape("opencga", "a record", record, where)
+    return results
 
 
 def first_result(envelope: dict, url: str):
