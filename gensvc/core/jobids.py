@@ -13,6 +13,9 @@ import re
 
 JOB_ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
+# another id a server hands out to go into a URL (CAVATICA's upload ids are URL-safe base64,
+# which may start with '-' or '_'): one path segment, never '.' or '..'
+_URL_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9_.-]{0,255}$")
 
 
 def is_job_id(value) -> bool:
@@ -27,11 +30,13 @@ def shown(value, limit: int = 60) -> str:
 
 
 def server_job_id(value, *, service: str, where: str, what: str = "a job id") -> str:
-    """A job id (or ``what`` other id that goes into a URL) a server sent, or UnexpectedAnswer."""
+    """A job id a server sent, or UnexpectedAnswer; for ``what`` other id (an upload's, a
+    file's), any one URL path segment of letters, digits, '-', '_' and '.', with no '..'."""
     from gensvc.errors import UnexpectedAnswer
 
-    if not is_job_id(value):
+    valid = is_job_id(value) if what == "a job id" else isinstance(value, str) and _URL_ID.fullmatch(value)
+    if not valid:
         raise UnexpectedAnswer(f"{service} answered {shown(value)}, which is not {what}", where=where,
-                               hint=f"check GENSVC_{service.upper()}_URL; a job id is a short token of letters, "
-                                    "digits, '-', '_' and '.'")
+                               hint=f"check GENSVC_{service.upper()}_URL; {what.split(' ', 1)[1]} is a short token of "
+                                    "letters, digits, '-', '_' and '.'")
     return value

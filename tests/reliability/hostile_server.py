@@ -101,13 +101,12 @@ def lying_zip_bomb(members: dict, bomb: str, expands_to: int = 64 << 20) -> byte
     # the uncompressed size sits at offset 22 of the local header, 24 of the central entry
     local = info.header_offset
     data[local + 22:local + 26] = (10).to_bytes(4, "little")
-    central = data.rfind(b"PK\x01\x02" + data[local + 4:local + 6])  # this member's central entry
-    while central >= 0:
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:  # this member's central directory entry
         name_length = int.from_bytes(data[central + 28:central + 30], "little")
         if bytes(data[central + 46:central + 46 + name_length]) == bomb.encode():
             data[central + 24:central + 28] = (10).to_bytes(4, "little")
-            break
-        central = data.rfind(b"PK\x01\x02", 0, central)
+        central = data.find(b"PK\x01\x02", central + 4)
     return bytes(data)
 
 

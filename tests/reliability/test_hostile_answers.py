@@ -159,7 +159,7 @@ CGI_CELLS = {
                                              ("refusing the result archive", "'alterations.tsv' is a link")),
     "cgi-download-zip-bomb-lying-sizes": cgi_download(cgi_zip(lying_zip_bomb(
         {k: v for k, v in CGI_TABLES.items() if k != "alterations.tsv"}, "alterations.tsv")),
-        ("refusing the result archive", "alterations.tsv")),
+        ("refusing the result archive", "'alterations.tsv' is damaged")),
     "cgi-download-not-a-zip": cgi_download(Answer(200, "<html>Back soon</html>", "text/html"),
                                            ("refusing the result archive", "not a zip")),
     "cgi-download-endless-stream": cgi_download(endless(b"PK" * 32768, "application/zip"),
@@ -262,7 +262,7 @@ CAVATICA_CELLS = {
     "cavatica-download-size-differs-from-record": cavatica_download(size=len(PAYLOAD) + 10, storage_answer=storage(),
                                                                     says=("but the platform's record says",)),
     "cavatica-download-shorter-than-content-length": cavatica_download(
-        storage_answer=storage(sent=PAYLOAD[:100]), says=("cavatica",)),
+        storage_answer=storage(sent=PAYLOAD[:100]), says=("the storage's connection broke while sending bytes 0-",)),
     "cavatica-download-endless-stream": cavatica_download(storage_answer=lambda request: Answer(
         206, b"", "application/octet-stream", headers={"Content-Range": f"bytes 0-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"},
         stream=endless().stream), says=("the storage sent more than bytes",)),
