@@ -262,7 +262,7 @@ CAVATICA_CELLS = {
     "cavatica-download-size-differs-from-record": cavatica_download(size=len(PAYLOAD) + 10, storage_answer=storage(),
                                                                     says=("but the platform's record says",)),
     "cavatica-download-shorter-than-content-length": cavatica_download(
-        storage_answer=storage(sent=PAYLOAD[:100]), says=("the storage's connection broke while sending bytes 0-",)),
+        storage_answer=storage(sent=PAYLOAD[:100]), says=("cavatica GET failed: a response cut short",)),
     "cavatica-download-endless-stream": cavatica_download(storage_answer=lambda request: Answer(
         206, b"", "application/octet-stream", headers={"Content-Range": f"bytes 0-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"},
         stream=endless().stream), says=("the storage sent more than bytes",)),
