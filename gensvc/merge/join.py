@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from itertools import chain
 
 from gensvc.core.textfiles import is_gzipped, open_binary, open_text
 from gensvc.merge.sources import Field, Source
@@ -34,29 +35,77 @@ def _where(key: str) -> tuple[str, int]:
 class StreamJoin:
     """A source joined in input order with a bounded read-ahead (see the module docstring).
 
-    Every row read ends up counted once: used (it gave an ALT its values), duplicate (the
-    same allele as a row just used) or unused (no ALT of the VCF wanted it)."""
+    The source's rows come a batch at a time (two lists, keys and payloads); ``at`` is the
+    head row. Every row read ends up counted once: used (it gave an ALT its values),
+    duplicate (the same allele as a row just used) or unused (no ALT of the VCF wanted it)."""
 
     def __init__(self, source: Source):
         self.source = source
-        self.rows = source.rows()
-        self.head = next(self.rows, None)
+        self.batches = source.row_batches()
+        self.keys: list = []
+        self.payloads: list = []
+        self.at = 0
+        self._refill()
         self.pending: dict[str, tuple] = {}
         self.recent: dict[str, tuple] = {}
         self.older: dict[str, tuple] = {}
         self.used = self.duplicates = self.unused = self.misses = 0
 
-    def lookup(self, key: str):
-        head = self.head
-        if head is not None and head[0] == key:
-            self.head = next(self.rows, None)
-            self.used += 1
+    def _refill(self) -> None:
+        """The next batch of rows, when the head has gone past the last one."""
+        while self.at >= len(self.keys):
+            batch = next(self.batches, None)
+            if batch is None:
+                self.keys, self.payloads, self.at = [], [], 0
+                return
+            self.keys, self.payloads, self.at = batch[0], batch[1], 0
+
+    def _extend(self, wanted: int) -> None:
+        """At least ``wanted`` rows from the head on in the lists (fewer at the source's end)."""
+        keys, payloads = self.keys[self.at:], self.payloads[self.at:]
+        while len(keys) < wanted:
+            batch = next(self.batches, None)
+            if batch is None:
+                break
+            keys += batch[0]
+            payloads += batch[1]
+        self.keys, self.payloads, self.at = keys, payloads, 0
+
+    def lookup_many(self, wanted: list) -> list:
+        """``lookup`` of each key in turn; at once when the source's next rows are those keys,
+        as they are when a service wrote a row for each ALT, in order (the usual case)."""
+        count = len(wanted)
+        if self.at + count > len(self.keys):
+            self._extend(count)
+        at = self.at
+        if self.keys[at:at + count] == wanted:
+            found = self.payloads[at:at + count]
+            self.at = at + count
+            if self.at >= len(self.keys):
+                self._refill()
+            self.used += count
             recent = self.recent
-            recent[key] = head[1]
+            recent.update(zip(wanted, found))
             if len(recent) >= RECENT:
                 self.older, self.recent = recent, {}
-            return head[1]
+            return found
+        lookup = self.lookup
+        return [lookup(key) if key is not None else None for key in wanted]
+
+    def lookup(self, key: str):
+        at = self.at
+        if at < len(self.keys) and self.keys[at] == key:
+            payload = self.payloads[at]
+            self._advance()
+            self._keep(key, payload)
+            return payload
         return self._lookup_ahead(key)
+
+    def _advance(self) -> None:
+        """The head moves one row on."""
+        self.at += 1
+        if self.at >= len(self.keys):
+            self._refill()
 
     def _keep(self, key: str, payload) -> None:
         self.used += 1
@@ -74,20 +123,21 @@ class StreamJoin:
             return payload  # a duplicate ALT, whose row the source wrote once
         chrom, pos = _where(key)
         pending = self.pending
-        while self.head is not None and len(pending) < MAX_PENDING:
-            head_key, head_payload = self.head
+        while self.at < len(self.keys) and len(pending) < MAX_PENDING:
+            head_key = self.keys[self.at]
             if head_key == key:
-                self.head = next(self.rows, None)
-                self._keep(key, head_payload)
-                return head_payload
+                payload = self.payloads[self.at]
+                self._advance()
+                self._keep(key, payload)
+                return payload
             head_chrom, head_pos = _where(head_key)
             if head_chrom != chrom or head_pos > pos + WINDOW_BP:
                 break  # the source is past this ALT: it has no row for it
             if head_key in pending or head_key in self.recent or head_key in self.older:
                 self.duplicates += 1
             else:
-                pending[head_key] = (head_payload, head_chrom, head_pos)
-            self.head = next(self.rows, None)
+                pending[head_key] = (self.payloads[self.at], head_chrom, head_pos)
+            self._advance()
         self.misses += 1
         if len(pending) >= EVICT_AT:
             self._evict(chrom, pos)
@@ -102,9 +152,8 @@ class StreamJoin:
     def finish(self) -> dict:
         self.unused += len(self.pending)
         self.pending.clear()
-        if self.head is not None:
-            self.unused += 1 + sum(1 for _ in self.rows)
-            self.head = None
+        self.unused += len(self.keys) - self.at + sum(len(keys) for keys, _ in self.batches)
+        self.keys, self.payloads, self.at = [], [], 0
         return {"rows": self.used + self.duplicates + self.unused, "used_rows": self.used,
                 "duplicate_rows": self.duplicates, "unused_rows": self.unused, "misses": self.misses,
                 "join": "stream"}
@@ -155,6 +204,10 @@ class IndexJoin:
         self.handle.seek(offset)
         return self.source.parse_line(self.handle.readline().decode("utf-8", "replace"))[1]
 
+    def lookup_many(self, wanted: list) -> list:
+        lookup = self.lookup
+        return [lookup(key) if key is not None else None for key in wanted]
+
     def finish(self) -> dict:
         self.handle.close()
         return {"rows": self.rows, "used_rows": len(self.used), "duplicate_rows": 0,
@@ -178,63 +231,97 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
     ``fragments`` is false, the values None when ``values`` is false); with ``lines``, per record
     ``(line, its first 9 columns and the rest, that tuple)``. Once exhausted, each
     ``source.report`` holds its counts."""
+    return chain.from_iterable(join_batches(sources, vcf_path, modes, workdir, fragments, values, lines))
+
+
+def join_batches(sources: list[Source], vcf_path: str, modes: dict, workdir: str = ".",
+                 fragments: bool = True, values: bool = True, lines: bool = False):
+    """``join_records``, a list of records at a time (a quarter megabyte of the VCF's lines).
+
+    A batch's ALTs are keyed first, then looked up in each source at once (``lookup_many``:
+    one comparison of lists when the source's rows are those ALTs, in order), and only then
+    is each record's tuple put together."""
     for source in sources:
         source.make_fragments = fragments
     joins = [StreamJoin(s) if modes[s.name] == "stream" else IndexJoin(s, workdir) for s in sources]
-    plan = [(j.lookup, s.input_key, s.chrom_prefix, s.empty_raw, s.fields) for s, j in zip(sources, joins)]
     matched, valued = [0] * len(sources), [0] * len(sources)
-    prefixes: list[str] = []
-    last_chrom = None
+    prefixes: list[dict] = [{} for _ in sources]
+    nothing = (None,) * len(sources)
     with open_text(vcf_path) as handle:
         read_vcf_header(handle, vcf_path)
-        for line in handle:
-            if line == "\n":
-                continue  # as record_lines does
+        while batch := handle.readlines(1 << 18):
             if lines:
-                line = line.rstrip("\n")
-                parts = line.split("\t", 8)
+                batch = [line.rstrip("\n") for line in batch if line != "\n"]  # as record_lines does
+                split = [line.split("\t", 8) for line in batch]
             else:
-                parts = line.split("\t", 5)
-            if len(parts) < 5:
-                yield (line, parts, (None,) * len(sources)) if lines else (None,) * len(sources)
-                continue  # the joining process refuses this record
-            chrom, pos, ref, alts = parts[0], parts[1], parts[3], parts[4]
-            added = []
-            if "," not in alts:
-                if ref in _SNV_BASES and alts in _SNV_BASES and ref != alts:
-                    # an SNV: every source spells it CHROM<tab>POS<tab>REF<tab>ALT, CHROM its own way
-                    if chrom != last_chrom:
-                        last_chrom, prefixes = chrom, [chrom_prefix(chrom) for _, _, chrom_prefix, _, _ in plan]
-                    tail = f"{pos}\t{ref}\t{alts}"
-                    payloads = [lookup(prefix + tail) for prefix, (lookup, *_) in zip(prefixes, plan)]
+                split = [line.split("\t", 5) for line in batch if line != "\n"]
+            # per record: None (nothing to look up), a str (an SNV: POS, REF, ALT as every
+            # source spells them after its CHROM), or the list of its ALTs
+            shapes = []
+            for parts in split:
+                if len(parts) < 5:
+                    shapes.append(None)  # the joining process refuses this record
+                    continue
+                ref, alts = parts[3], parts[4]
+                if "," in alts:
+                    shapes.append(alts.split(","))
+                elif ref in _SNV_BASES and alts in _SNV_BASES and ref != alts:
+                    shapes.append(f"{parts[1]}\t{ref}\t{alts}")
                 elif alts == ".":
-                    payloads = [None] * len(plan)
+                    shapes.append(None)
                 else:
-                    payloads = [lookup(key) if (key := keyer(chrom, pos, ref, alts)) is not None else None
-                                for lookup, keyer, *_ in plan]
-                for n, payload in enumerate(payloads):
-                    if payload is None:
-                        added.append(None)
-                    else:
-                        matched[n] += 1
-                        if payload[2] != plan[n][3]:
-                            valued[n] += 1
-                        added.append((payload[0], (payload[2],) if values else None))
-            else:
-                alt_list = alts.split(",")
-                for n, (lookup, keyer, _, empty, fields) in enumerate(plan):
-                    payloads = [lookup(key) if (key := keyer(chrom, pos, ref, alt)) is not None else None
-                                for alt in alt_list]
-                    found = [p for p in payloads if p is not None]
-                    if not found:
-                        added.append(None)
+                    shapes.append([alts])
+            per_source = []
+            for n, (source, join) in enumerate(zip(sources, joins)):
+                chrom_prefix, keyer, known = source.chrom_prefix, source.input_key, prefixes[n]
+                keys = []
+                for parts, shape in zip(split, shapes):
+                    if shape is None:
                         continue
-                    matched[n] += len(found)
-                    valued[n] += sum(1 for p in found if p[2] != empty)
-                    added.append((_multi_fragment(fields, payloads) if fragments else "",
-                                  [p[2] if p is not None else empty for p in payloads] if values else None))
-            yield (line, parts, tuple(added)) if lines else tuple(added)
+                    if shape.__class__ is str:
+                        chrom = parts[0]
+                        prefix = known.get(chrom)
+                        if prefix is None:
+                            prefix = known[chrom] = chrom_prefix(chrom)
+                        keys.append(prefix + shape)
+                    else:
+                        chrom, pos, ref = parts[0], parts[1], parts[3]
+                        keys += [keyer(chrom, pos, ref, alt) for alt in shape]
+                found = join.lookup_many(keys) if keys else []
+                per_source.append(found)
+                hits = [p for p in found if p is not None]
+                matched[n] += len(hits)
+                empty = source.empty_raw
+                valued[n] += sum(1 for p in hits if p[2] != empty)
+            out = []
+            cursors = [0] * len(sources)
+            for parts, shape in zip(split, shapes):
+                if shape is None:
+                    out.append(nothing)
+                    continue
+                added = []
+                if shape.__class__ is str or len(shape) == 1:
+                    for n, found in enumerate(per_source):
+                        payload = found[cursors[n]]
+                        cursors[n] += 1
+                        added.append(None if payload is None else (payload[0], (payload[2],) if values else None))
+                else:
+                    width = len(shape)
+                    for n, (found, source) in enumerate(zip(per_source, sources)):
+                        at = cursors[n]
+                        payloads = found[at:at + width]
+                        cursors[n] = at + width
+                        if payloads.count(None) == width:
+                            added.append(None)
+                            continue
+                        empty = source.empty_raw
+                        added.append((_multi_fragment(source.fields, payloads) if fragments else "",
+                                      [p[2] if p is not None else empty for p in payloads] if values else None))
+                out.append(tuple(added))
+            if lines:
+                yield list(zip(batch, split, out))
+            else:
+                yield out
     for n, (source, join) in enumerate(zip(sources, joins)):
         source.report = {**join.finish(), "matched_alts": matched[n], "alts_with_values": valued[n],
                          "out_of_order": join.out_of_order, **source.worker_report()}
-

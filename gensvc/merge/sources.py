@@ -151,7 +151,11 @@ class Source:
     def rows(self):
         """(key, payload) for every data row, in file order; a payload is ``(INFO fragment,
         escaped values joined by tabs, values as written joined by tabs)``."""
-        return chain.from_iterable(self._row_batches())
+        return chain.from_iterable(zip(keys, payloads) for keys, payloads in self._row_batches())
+
+    def row_batches(self):
+        """The rows as ``rows`` gives them, a batch at a time: ``(keys, payloads)``, two lists."""
+        return self._row_batches()
 
     def _row_batches(self):
         """The rows a megabyte of lines at a time: list comprehensions, not a loop per row."""
@@ -185,8 +189,11 @@ class Source:
                     fragments = [";".join(compress(map(add, prefixes, v), v)) for v in values]
                 else:
                     fragments = [""] * len(values)
-                payloads = zip(keys, zip(fragments, escaped, raws))
-                yield payloads if None not in keys else ((k, p) for k, p in payloads if k is not None)
+                payloads = list(zip(fragments, escaped, raws))
+                if None in keys:
+                    kept = [n for n, key in enumerate(keys) if key is not None]
+                    keys, payloads = [keys[n] for n in kept], [payloads[n] for n in kept]
+                yield keys, payloads
 
     def _whole_rows(self, parts: list[list[str]], number: int) -> list[list[str]]:
         """Whole rows (all columns) of a batch, compacted, its blank lines left out; a row cut

@@ -2,8 +2,9 @@
 
 A join process sends what its sources add to each record as length-prefixed frames: a kind
 byte, the payload's length (4 bytes, little-endian), then the payload as ``marshal`` wrote it
-(the tuples ``join_records`` yields, a batch of records a frame). A value travels as the string
-it is, so no byte of it (a control character, a line end) can be taken for part of the protocol.
+(the tuples ``join_records`` yields, a frame per batch ``join_batches`` makes). A value
+travels as the string it is, so no byte of it (a control character, a line end) can be taken
+for part of the protocol.
 Both ends run the same interpreter (``sys.executable``), which is what ``marshal`` needs.
 """
 
@@ -16,16 +17,14 @@ import os
 import struct
 import subprocess
 import sys
-from itertools import islice
 
 from gensvc.errors import UsageError
-from gensvc.merge.join import join_records
+from gensvc.merge.join import join_batches
 from gensvc.merge.source_types import SOURCE_TYPES
 from gensvc.merge.sources import Source
 
 FRAME = struct.Struct("<cI")  # kind, length of the payload that follows
 RECORDS, END, REFUSED = b"R", b"E", b"X"  # a batch of records; the sources' counts; a UsageError
-BATCH = 2048  # records per frame
 
 
 def plan_processes(sources: list[Source], big: bool, cpus: int | None = None) -> tuple[list, list[list]]:
@@ -87,9 +86,8 @@ def join_worker(spec: str) -> None:
     out = open(1, "wb", buffering=1 << 16, closefd=False)
     try:
         sources = [SOURCE_TYPES[s["name"]](s["path"], s["columns"], s["status"]) for s in order["sources"]]
-        records = join_records(sources, order["vcf"], order["modes"], order["workdir"], order["fragments"],
-                               order["values"])
-        while batch := list(islice(records, BATCH)):
+        for batch in join_batches(sources, order["vcf"], order["modes"], order["workdir"], order["fragments"],
+                                  order["values"]):
             write_frame(out, RECORDS, batch)
         write_frame(out, END, [s.report for s in sources])
         out.flush()
