@@ -1,8 +1,10 @@
 """Requests made by `bravo frequencies` on an exome-like VCF, side by side with
-the lower bound (the cheapest plan knowing the true variant counts) and with one
-request per variant.
+the lower bound (the cheapest plan knowing every record Bravo holds) and with one
+request per variant; then a cohort of exome-like samples drawn from one population of
+sites: the requests of a plan per sample, of one joint plan, its lower bound, and of a
+rerun after the tables were deleted (the response cache).
 
-Usage: python bench/frequencies.py [--variants 5000] [--genes 200]
+Usage: python bench/frequencies.py [--variants 5000] [--genes 200] [--samples 20]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import requests
 from gensvc.alleles import minimal
 from gensvc.emulators.bravo_data import SYNTHETIC_CHROMOSOME_LENGTHS, rows_in, variants_in
 from gensvc.emulators.server import start_emulator
+from gensvc.services.bravo_cover import walk
 from table import record  # bench/table.py: a row of docs/performance.md
 
 TOKEN = "bench-token-0000"
@@ -142,35 +145,123 @@ def cheapest_partition(chrom: str, positions: list[int]) -> int:
     return best[-1]
 
 
+def cohort(n_samples: int, n_genes: int, seed: int = 11) -> list[list[tuple[str, int, str, str]]]:
+    """Exome-like samples drawn from one population of sites: in each gene's exons a few
+    common variants every sample carries, and rare ones (Bravo's, or novel) each sample draws
+    for itself, so two samples share a rare one only by chance."""
+    rng = random.Random(seed)
+    chroms = [c for c in SYNTHETIC_CHROMOSOME_LENGTHS if c not in ("Y", "M")]
+    samples: list[list] = [[] for _ in range(n_samples)]
+    for _ in range(n_genes):
+        chrom = rng.choice(chroms)
+        start = rng.randrange(1_000_000, SYNTHETIC_CHROMOSOME_LENGTHS[chrom] - 200_000)
+        exons = sorted(rng.sample(range(start, start + rng.randrange(5_000, 120_000), 200), 9))
+        known = [(chrom, v["pos"], v["ref"], v["alt"]) for e in exons for v in variants_in(chrom, e, e + 150)]
+        rng.shuffle(known)
+        common, rare = known[:10], known[10:]
+        for sample in samples:
+            sample += common
+            sample += rng.sample(rare, min(len(rare), 12))
+            sample += [(chrom, rng.choice(exons) + rng.randrange(150), "A", "T") for _ in range(3)]  # novel
+    return samples
+
+
+def walk_requests(records) -> int:
+    """Requests `bravo frequencies` makes for these sites, by its own walk (bravo_cover)
+    against the emulator's data in process: what a run over HTTP counts, without the run."""
+    by_chrom: dict[str, set[int]] = {}
+    for site in records:
+        by_chrom.setdefault(site[0], set()).update(site_positions(site))
+    count = 0
+
+    def read(chrom, start, end):
+        nonlocal count
+        count += 1
+        if start == end:
+            return None
+        held = record_positions(chrom, start, end, PAGE)
+        if len(held) < PAGE:  # a full page links to the next, so only a short one is the last
+            return None
+        if held[-1] > start:
+            return held[-1]
+        count += 1  # a /variant for all the records at the site
+        return start + 1
+
+    for chrom, positions in by_chrom.items():
+        for _ in walk(sorted(positions), lambda start, end, chrom=chrom: read(chrom, start, end)):
+            pass
+    return count
+
+
+def run_frequencies(bravo, env: dict, vcfs: list[Path], tables: list[Path], *extra: str) -> tuple[int, float]:
+    """One `bravo frequencies` over HTTP: the requests the emulator counted, and the seconds."""
+    requests.delete(f"{bravo.root}/_emulator/stats", timeout=5).raise_for_status()
+    command = [sys.executable, "-m", "gensvc.cli", "bravo", "frequencies", *extra,
+               *[a for vcf in vcfs for a in ("--input", f"vcf={vcf}")],
+               *[a for table in tables for a in ("--output", f"table={table}")]]
+    started = time.monotonic()
+    subprocess.run(command, env=env, check=True)
+    seconds = time.monotonic() - started
+    return requests.get(f"{bravo.root}/_emulator/stats", timeout=5).json()["requests"], seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=5000)
     parser.add_argument("--genes", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=20, help="exome-like samples of the cohort")
     args = parser.parse_args()
     records = exome_like(args.variants, args.genes)
+    samples = cohort(args.samples, args.genes)
     # only the count of requests matters here, so neither side limits the rate
     with tempfile.TemporaryDirectory() as tmp, start_emulator("bravo", tokens=[TOKEN], rate_limit=(10**6, 900)) as bravo:
-        vcf = Path(tmp) / "exome.vcf"
-        write_vcf(vcf, records)
+        tmp = Path(tmp)
         env = dict(os.environ, GENSVC_BRAVO_URL=bravo.url, GENSVC_BRAVO_TOKEN=TOKEN,
-                   GENSVC_BRAVO_RATE_LIMIT="off", GENSVC_STATE_DIR=str(Path(tmp) / "state"))
-        command = [sys.executable, "-m", "gensvc.cli", "bravo", "frequencies",
-                   "--input", f"vcf={vcf}", "--output", f"table={Path(tmp) / 'table.tsv'}"]
-        started = time.monotonic()
-        subprocess.run(command, env=env, check=True)
-        seconds = time.monotonic() - started
-        made = requests.get(f"{bravo.root}/_emulator/stats", timeout=5).json()["requests"]
+                   GENSVC_BRAVO_RATE_LIMIT="off", GENSVC_STATE_DIR=str(tmp / "state"))
+        vcf = tmp / "exome.vcf"
+        write_vcf(vcf, records)
+        # no cache: each figure counts what Bravo is asked, not what an earlier run kept
+        made, seconds = run_frequencies(bravo, env, [vcf], [tmp / "table.tsv"], "--cache", "false")
+        vcfs = [tmp / f"sample{n}.vcf" for n in range(len(samples))]
+        for path, sample in zip(vcfs, samples):
+            write_vcf(path, sample)
+        tables = [tmp / "cohort" / f"sample{n}.tsv" for n in range(len(samples))]
+        joint, joint_seconds = run_frequencies(bravo, env, vcfs, tables)  # the cache on, as users run it
+        for table in tables:
+            table.unlink()
+        rerun, _ = run_frequencies(bravo, env, vcfs, tables)
     sites = len(set(records))
     bound = lower_bound(records)
     partition = partition_bound(records)
     print(f"exome-like VCF: {sites} variants in {args.genes} genes")
     print(f"requests made by frequencies: {made} (in {seconds:.1f} s against the unlimited emulator)")
     print(f"lower bound (oracle plan):     {bound}    made / bound        = {made / bound:.2f}")
-    print(f"bound of plans reading whole windows: {partition} (the planner before the walk: 803)")
+    print(f"bound of plans reading whole windows: {partition} (the planner before the walk made 803 on the default VCF)")
     print(f"one request per variant:      {sites}    made / per-variant  = {made / sites:.3f}")
     record(f"bravo frequencies, exome-like VCF ({sites} variants, {args.genes} genes): requests / lower bound",
            f"{made} requests", f"lower bound {bound}", made / bound, "<= 1.02x", made / bound <= 1.02)
     print(f"at Bravo's 180 per 15 min: {made / 180 * 15:.0f} min, against {sites / 180 * 15:.0f} min one per variant")
+
+    union = sorted({site for sample in samples for site in sample})
+    separate = sum(walk_requests(sample) for sample in samples)
+    joint_bound = lower_bound(union)
+    simulated = walk_requests(union)
+    per_sample = sum(len(set(sample)) for sample in samples) / len(samples)
+    print(f"\ncohort: {len(samples)} exome-like samples of {per_sample:.0f} variants each, {len(union)} distinct, "
+          f"in {args.genes} genes")
+    print(f"{len(samples)} separate plans:        {separate} requests (each sample's own walk, counted in process)")
+    print(f"joint plan (one run, all VCFs): {joint} requests (in {joint_seconds:.1f} s; the same walk in process: {simulated})")
+    print(f"joint lower bound:            {joint_bound}    joint / bound    = {joint / joint_bound:.3f}")
+    print(f"                                     joint / separate = {joint / separate:.3f}")
+    print(f"rerun after deleting the tables: {rerun} requests (answers from the cache)")
+    record(f"bravo frequencies, cohort of {len(samples)} exome-like samples: joint plan / its lower bound",
+           f"{joint} requests", f"lower bound {joint_bound}", joint / joint_bound, "<= 1.05x", joint / joint_bound <= 1.05)
+    record(f"bravo frequencies, cohort of {len(samples)} exome-like samples: joint plan / {len(samples)} separate plans",
+           f"{joint} requests", f"{separate} requests", joint / separate, "<= 0.25x", joint / separate <= 0.25)
+    record(f"bravo frequencies, cohort of {len(samples)}: rerun after deleting the outputs (response cache)",
+           f"{rerun} requests", f"first run {joint} requests", rerun / joint, "0 requests", rerun == 0)
+    if simulated != joint:
+        print(f"warning: the walk in process ({simulated}) and the run ({joint}) disagree", file=sys.stderr)
     return 0
 
 

@@ -264,6 +264,19 @@ def test_records_keep_order_and_their_own_info(finished):
         assert len(rows) == sum(len(s[3]) for s in source)
 
 
+def test_bravo_is_asked_once_for_all_samples_of_a_run_and_each_sample_gets_its_own_table(finished, tmp_path, emulators):
+    planned = Workflow(tmp_path, emulators).planned()
+    assert planned["bravo_frequencies_run"] == 1 and planned["bravo_frequencies"] == 2
+    records = {s: json.loads((finished.workdir / "results" / "bravo" / f"{s}.bravo.tsv.prov.json").read_text())
+               for s in ("tumour", "normal")}
+    assert records["tumour"]["started"] == records["normal"]["started"]  # one call made both
+    inputs = [entry["vcf"] for entry in records["tumour"]["details"]["per_input"]]
+    assert inputs == [".test/data/normal.vcf", ".test/data/tumour.vcf"]
+    for sample in ("tumour", "normal"):
+        rows = read_tsv(finished.workdir / "results" / "bravo" / f"{sample}.bravo.tsv")
+        assert len(rows) == sum(1 for _ in input_alts(finished.workdir / ".test" / "data" / f"{sample}.vcf"))
+
+
 def test_deleting_one_intermediate_reruns_only_what_depends_on_it(finished):
     assert finished.planned() == {}
     (finished.workdir / "results" / "bravo" / "tumour.bravo.tsv").unlink()
