@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import math
 import os
 import random
@@ -18,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 
 import requests
 
 from gensvc.alleles import minimal
-from gensvc.emulators.bravo_data import SYNTHETIC_CHROMOSOME_LENGTHS, rows_in, variants_in
+from gensvc.emulators.bravo_data import BLOCK_SIZE, SYNTHETIC_CHROMOSOME_LENGTHS, rows_in, variants_in
 from gensvc.emulators.server import start_emulator
 from gensvc.services.bravo_cover import walk
 from table import record  # bench/table.py: a row of docs/performance.md
@@ -99,12 +101,21 @@ def oracle_cover(chrom: str, positions: list[int]) -> int:
 
 def record_positions(chrom: str, start: int, end: int, wanted: int) -> list[int]:
     """Positions of Bravo's first ``wanted`` records in [start, end] (fewer if it holds fewer)."""
-    found, begin = [], start
-    while begin <= end and len(found) < wanted:
-        stop = min(end, begin + 20_000)
-        found += [row.pos for row in rows_in(chrom, begin, stop)]
-        begin = stop + 1
-    return found[:wanted]
+    block = (start - 1) // BLOCK_SIZE
+    here = block_positions(chrom, block)
+    found = list(here[bisect.bisect_left(here, start):])
+    while len(found) < wanted and (block + 1) * BLOCK_SIZE < end:
+        block += 1
+        found += block_positions(chrom, block)
+    found = found[:wanted]
+    return found[:bisect.bisect_right(found, end)]
+
+
+@functools.lru_cache(maxsize=None)
+def block_positions(chrom: str, block: int) -> array:
+    """Positions of the records of one of the emulator's 10 kb blocks, kept small: every
+    sample's walk reads the same genes again."""
+    return array("l", (row.pos for row in rows_in(chrom, block * BLOCK_SIZE + 1, (block + 1) * BLOCK_SIZE)))
 
 
 def partition_bound(records) -> int:
