@@ -292,7 +292,7 @@ def environment(directory: Path, emulated, settings: dict) -> dict:
     return isolated_env(directory, GENSVC_CAVATICA_URL=emulated.url, GENSVC_CAVATICA_TOKEN=TOKEN, **settings)
 
 
-@pytest.mark.parametrize("cell", cases(PARAMS, fast=12))
+@pytest.mark.parametrize("cell", cases(PARAMS, fast=6))
 def test_cavatica_operation_under_fault(cell: Cell, emulated, input_file, finished_task, clean, tmp_path):
     emulated.reset()
     failing = cell.fault.name == "job-fails"

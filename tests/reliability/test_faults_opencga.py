@@ -272,7 +272,7 @@ def clean(emulated, server, indexed_file, tmp_path_factory):
     return of
 
 
-@pytest.mark.parametrize("cell", cases(PARAMS, fast=10))
+@pytest.mark.parametrize("cell", cases(PARAMS, fast=6))
 def test_opencga_operation_under_fault(cell: Cell, emulated, server, indexed_file, clean, tmp_path):
     emulated.reset()
     failing = cell.fault.name == "job-fails"
