@@ -8,6 +8,7 @@ for ever, or come as a chunked body without any length. Every request is kept in
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -71,6 +72,14 @@ def declared_huge(size: int = 64 << 30, content_type: str = "application/json") 
         while True:
             yield block
     return Answer(200, b"[", content_type, stream=chunks, length=size)
+
+
+@functools.lru_cache(maxsize=None)
+def gzip_bomb(expands_to: int = 16 << 20) -> Answer:
+    """A few kilobytes of gzip (Content-Encoding) that expand to ``expands_to`` bytes of JSON."""
+    import gzip
+
+    return Answer(200, gzip.compress(b"[" + b"0," * (expands_to // 2) + b"0]", 9), headers={"Content-Encoding": "gzip"})
 
 
 def zip_of(members: dict, links: Iterable[str] = ()) -> bytes:

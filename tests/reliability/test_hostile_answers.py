@@ -24,7 +24,7 @@ import pytest
 from helpers import isolated_env, run_gensvc, write_vcf
 from tests.reliability.conftest import cases
 from tests.reliability.hostile_server import (
-    Answer, HostileServer, as_json, broken_json, declared_huge, endless, html_page, lying_zip_bomb, zip_of,
+    Answer, HostileServer, as_json, broken_json, declared_huge, endless, gzip_bomb, html_page, lying_zip_bomb, zip_of,
 )
 
 KEY = "0" * 64
@@ -73,6 +73,7 @@ BRAVO_CELLS = {
                                                ("bravo answered", "where a record belongs")),
     "bravo-variant-endless-stream": bravo(endless(), ("bravo's answer", "GENSVC_BRAVO_MAX_ANSWER_BYTES")),
     "bravo-variant-body-too-large": bravo(declared_huge(), ("bravo's answer", "GENSVC_BRAVO_MAX_ANSWER_BYTES")),
+    "bravo-variant-gzip-bomb": bravo(gzip_bomb(), ("bravo's answer", "GENSVC_BRAVO_MAX_ANSWER_BYTES")),
 }
 
 
@@ -253,6 +254,7 @@ CAVATICA_CELLS = {
     "cavatica-projects-next-repeats": cavatica_projects(repeating_next, ("cavatica paging does not end",)),
     "cavatica-projects-endless-stream": cavatica_projects(lambda root: endless(), ("MAX_ANSWER_BYTES",)),
     "cavatica-projects-body-too-large": cavatica_projects(lambda root: declared_huge(), ("MAX_ANSWER_BYTES",)),
+    "cavatica-projects-gzip-bomb": cavatica_projects(lambda root: gzip_bomb(), ("MAX_ANSWER_BYTES",)),
     "cavatica-run-task-id-dotdot": cavatica_run(as_json({"id": "../../escape", "status": "DRAFT"}),
                                                 ("'../../escape', which is not a job id",)),
     "cavatica-run-task-id-slash": cavatica_run(as_json({"id": "a/b", "status": "DRAFT"}), ("'a/b', which is not a job id",)),
@@ -321,6 +323,7 @@ OPENCGA_CELLS = {
     "opencga-search-page-repeats": opencga_search(envelope(PROJECTS), ("opencga paging does not end",)),
     "opencga-search-endless-stream": opencga_search(endless(), ("GENSVC_OPENCGA_MAX_ANSWER_BYTES",)),
     "opencga-search-body-too-large": opencga_search(declared_huge(), ("GENSVC_OPENCGA_MAX_ANSWER_BYTES",)),
+    "opencga-search-gzip-bomb": opencga_search(gzip_bomb(), ("GENSVC_OPENCGA_MAX_ANSWER_BYTES",)),
     "opencga-index-job-id-dotdot": opencga_index(envelope([{"id": "../../escape"}]), ("'../../escape', which is not a job id",)),
     "opencga-index-job-id-slash": opencga_index(envelope([{"id": "a/b"}]), ("'a/b', which is not a job id",)),
     "opencga-upload-size-differs": opencga_upload(10, ("opencga holds data/a.vcf as 10 bytes",)),
@@ -374,9 +377,10 @@ def test_a_hostile_answer_is_refused_in_one_line_and_leaves_nothing(tmp_path, ce
 
 
 def _bounds(cell: str, service: str) -> dict:
-    """An endless body is refused once past its bound: 4 MiB here, not the default's 128 MiB
-    (an answer) or 16 GiB (a download); the defaults are what the too-large cells meet."""
-    if "endless" not in cell:
+    """An endless (or expanding) body is refused once past its bound: 4 MiB here, not the
+    default's 128 MiB (an answer) or 16 GiB (a download); the defaults are what the
+    too-large cells meet."""
+    if "endless" not in cell and "gzip-bomb" not in cell:
         return {}
     return {f"GENSVC_{service.upper()}_MAX_ANSWER_BYTES": str(4 << 20),
             f"GENSVC_{service.upper()}_MAX_DOWNLOAD_BYTES": str(4 << 20)}
