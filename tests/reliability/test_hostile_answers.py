@@ -373,7 +373,9 @@ def test_a_hostile_answer_is_refused_in_one_line_and_leaves_nothing(tmp_path, ce
     outside = [p for p in made if not any(p.is_relative_to(place) for place in allowed)]
     assert not outside, outside
     assert not [p for p in _files(tmp_path) if p.name.endswith((".part", ".partial")) and "transfers" not in p.parts]
-    assert not list(tmp_path.parent.glob("**/escape*")) and not os.path.exists(ABSOLUTE)
+    # where a hostile name (../escape, ../../escape from the working directory) would land
+    assert not list(tmp_path.rglob("escape*")) and not list(tmp_path.parent.glob("escape*"))
+    assert not os.path.exists(ABSOLUTE)
 
 
 def _bounds(cell: str, service: str) -> dict:
