@@ -25,7 +25,10 @@ from pathlib import Path
 # each figure as the summary names it, in the issue's order; a figure not named here is shown under its own name
 FIGURES = {"survived": "faults survived", "refused": "refused clearly", "crash-resume": "crash-resume exactly-once",
            "hostile": "hostile answers refused", "fuzz": "fuzzed calls", "load": "load", "leaks": "leaks"}
-SERVICES = ("bravo", "opencravat", "cgi", "cavatica", "opencga", "merge", "workflow")
+SERVICES = ("bravo", "opencravat", "cgi", "cavatica", "opencga", "merge", "workflow", "all")
+# words that start the fault part of an id (tests/reliability/faults.py and the other cells' ids): what precedes is the operation
+FAULT_WORDS = {"refused", "drop", "truncated", "truncate", "stall", "restart", "job", "kill", "maintenance", "valid",
+               "invalid", "bounded", "unbounded", "hostile", "leak", "fails", "timeout", "slow", "html", "zip", "bomb"}
 COUNTED = ("passed", "failed", "xfailed", "xpassed")  # a skipped cell did not run: not in x/y
 MARKS = {"passed": "ok", "failed": "FAILED", "xfailed": "xfail", "xpassed": "XPASS", "skipped": "skipped"}
 HTTP_STATUS = range(100, 600)  # a trailing number in this range is a fault (503), not a seed
@@ -102,12 +105,14 @@ def parse_id(case: str, nodeid: str = "", operations: dict | None = None) -> tup
         service = tokens[0].lower()
         rest = tokens[1:]
         known = operations.get(service, set())
-        for size in (3, 2):  # an operation of several words (cancer-types) before one of one
-            if len(rest) >= size and "-".join(rest[:size]) in known:
-                return service, "-".join(rest[:size]), "-".join(rest[size:]) or "-"
-        if rest and (not known or rest[0] in known or len(rest) > 1):
-            return service, rest[0], "-".join(rest[1:]) or "-"
-        return service, "-", "-".join(rest) or "-"
+        for size in (3, 2, 1):  # an operation of several words (cancer-types) before one of one
+            if len(rest) > size and "-".join(rest[:size]) in known:
+                return service, "-".join(rest[:size]), "-".join(rest[size:])
+        # else the operation is what comes before the fault: a number (503) or a word that names one
+        words = next((i for i, token in enumerate(rest) if token[0].isdigit() or token.lower() in FAULT_WORDS), len(rest))
+        if words == len(rest) and len(rest) > 1:
+            words = 1  # nothing reads as a fault: the first word is the operation
+        return service, "-".join(rest[:words]) or "-", "-".join(rest[words:]) or "-"
     # the service in the test's file or name (test_cgi_faults.py::...[submit-503]) stands before the id
     named = [s for s in SERVICES if re.search(rf"(^|[^a-z]){s}([^a-z]|$)", nodeid.split("[")[0].lower())]
     if len(named) == 1:

@@ -51,17 +51,24 @@ def test_a_cell_id_is_read_as_service_operation_and_fault():
     assert report.parse_id("bravo-region", "", operations) == ("bravo", "region", "-")
     assert report.parse_id("environment", "t/test_secrets_canary.py::test_no_canary", operations) == (
         "all", "-", "environment")
-    assert report.parse_id("zip-bomb", "t/test_hostile_cgi.py::test_refused", operations) == ("cgi", "zip", "bomb")
+    assert report.parse_id("zip-bomb", "t/test_hostile_cgi.py::test_refused", operations) == ("cgi", "-", "zip-bomb")
+    # an operation kind no schema names: the words before the fault
+    assert report.parse_id("opencravat-make-report-429-retry-after-unbounded", "", operations) == (
+        "opencravat", "make-report", "429-retry-after-unbounded")
+    assert report.parse_id("workflow-kill-7", "", operations) == ("workflow", "-", "kill-7")
+    assert report.parse_id("all-100-chains", "", operations) == ("all", "-", "100-chains")
     assert report.parse_id("", "", operations) == ("all", "-", "-")
 
 
 def test_cells_that_differ_only_by_a_seed_are_one_row_but_http_statuses_stay_apart():
     cells = [report.Cell("crash-resume", f"t.py::k[cgi-submit-kill-{n}]", "passed") for n in range(3)]
+    cells += [report.Cell("crash-resume", f"t.py::w[workflow-kill-{n}]", "passed") for n in range(2)]
     cells += [report.Cell("survived", f"t.py::f[cgi-submit-{status}]", "passed") for status in (500, 502)]
     for cell in cells:
         cell.service, cell.operation, cell.fault = report.parse_id(cell.case, cell.nodeid)
     rows = dict(report.grouped(cells))
-    assert sorted(rows) == [("cgi", "submit", "500"), ("cgi", "submit", "502"), ("cgi", "submit", "kill")]
+    assert sorted(rows) == [("cgi", "submit", "500"), ("cgi", "submit", "502"), ("cgi", "submit", "kill"),
+                            ("workflow", "-", "kill")]
     assert len(rows[("cgi", "submit", "kill")]) == 3
 
 
