@@ -52,14 +52,15 @@ bench: $(STAMP)
 # the whole reliability matrix (make test runs a fast subset of it): the matrix printed, docs/reliability.md
 # written (also when cells failed: then the report, and so make, exits 1)
 # Cells mostly wait (timeouts, backoff, jobs), so RELIABILITY_WORKERS pytest workers share the cores
-# (pytest-xdist); the load cell runs alone after them, its 100 chains being the load.
+# (pytest-xdist), a test file each (its module fixtures, such as the crash runs, made once); the load
+# cell runs alone after them, its 100 chains being the load.
 RELIABILITY_RESULTS := .gensvc/reliability.jsonl
 RELIABILITY_WORKERS ?= 4
 RELIABILITY_RUN := GENSVC_RELIABILITY=full GENSVC_RELIABILITY_RESULTS=$(CURDIR)/$(RELIABILITY_RESULTS) $(PY) -m pytest -q
 reliability: $(STAMP)
 	bash tests/peers/setup_opencravat.sh $(OC_VENV)
 	mkdir -p .gensvc && rm -f $(RELIABILITY_RESULTS)
-	-$(RELIABILITY_RUN) -n $(RELIABILITY_WORKERS) --durations=10 tests/reliability --ignore=tests/reliability/test_load.py
+	-$(RELIABILITY_RUN) -n $(RELIABILITY_WORKERS) --dist loadfile --durations=10 tests/reliability --ignore=tests/reliability/test_load.py
 	-$(RELIABILITY_RUN) tests/reliability/test_load.py
 	$(PY) tests/reliability/report.py $(RELIABILITY_RESULTS) docs/reliability.md
 
