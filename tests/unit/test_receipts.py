@@ -117,6 +117,54 @@ def test_a_crash_before_the_server_took_the_request_submits_it(settings, session
     assert server.jobs == ["job-1"] and server.looked_up == 1
 
 
+def test_each_attempt_notes_in_the_journal_until_when_its_answer_may_come(settings, session):
+    server = Server("job-1")
+    noted = []
+
+    def submit():
+        noted.append(Journal(settings.state_dir, "demo").lookup(KEY)["unknown_until"] - time.time())
+        return server.submit()
+
+    submit_once(settings, KEY, REQUEST, session=session, find_existing=server.find, submit=submit)
+    assert 0 < noted[0] <= sum(session.timeout)
+
+
+def dead_run(settings, answer_within: float) -> None:
+    """A run that sent its submission and was killed before the answer came."""
+    journal = Journal(settings.state_dir, "demo")
+    journal.begin(KEY, REQUEST)
+    journal.sending(KEY, answer_within)
+
+
+def test_a_rerun_right_after_a_run_died_mid_request_waits_for_the_job_that_request_makes(settings, session):
+    dead_run(settings, answer_within=20)
+    server = Server("job-2")
+    looked_up = server.find
+
+    def find(key):  # the server was still making it: there from the second look on
+        if server.looked_up == 1:
+            server.jobs.append("job-1")
+        return looked_up(key)
+
+    server.find = find
+    assert once(settings, session, server) == ("job-1", True)
+    assert server.jobs == ["job-1"] and server.looked_up >= 2
+
+
+def test_a_rerun_whose_dead_run_s_answer_would_have_come_by_now_submits_at_once(settings, session):
+    dead_run(settings, answer_within=-1)
+    server = Server("job-1")
+    assert once(settings, session, server) == ("job-1", False)
+    assert server.looked_up == 1
+
+
+def test_a_rerun_submits_when_no_job_appears_within_the_dead_run_s_answer_time(settings, session):
+    dead_run(settings, answer_within=1.5)
+    server = Server("job-1")
+    assert once(settings, session, server) == ("job-1", False)
+    assert server.jobs == ["job-1"] and server.looked_up >= 2
+
+
 def test_a_journalled_job_that_failed_is_submitted_again(settings, session):
     server = Server("job-1", "job-2")
     once(settings, session, server)
