@@ -187,6 +187,29 @@ def test_a_query_after_a_poll_reads_only_the_files_that_job_indexed(tmp_path, oc
     assert len(read_tsv(tmp_path / "v.tsv")) == ALT_COUNT
 
 
+def test_a_rerun_at_once_after_a_crash_mid_upload_reuses_the_file_the_dead_run_s_request_made(tmp_path, oc_env, opencga):
+    # the server holds each upload 5 s before acting: the dead run's lands while the rerun's is held
+    opencga.add_faults({"path": "*/files/upload", "method": "POST", "kind": "delay", "seconds": 5, "count": 2})
+    vcf = write_vcf(tmp_path)
+    log = tmp_path / "killed.log"
+    process = subprocess.Popen([sys.executable, "-m", "gensvc.cli", "opencga", "upload", "--input", f"files={vcf}",
+                                "--study", STUDY, "--folder", "runs/t1", "--output",
+                                f"manifest={tmp_path / 'manifest.json'}", "--log", str(log)],
+                               env=oc_env | {"GENSVC_LOG_LEVEL": "DEBUG"})
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "files/upload" in log.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+    time.sleep(0.3)  # sent, and held
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    done = upload(tmp_path, oc_env, vcf)  # at once, as snakemake --retries does
+    assert done.returncode == 0, done.stderr
+    [entry] = read_json(tmp_path / "manifest.json")["files"]
+    assert entry["path"] == f"runs/t1/{vcf.name}" and entry["size"] == vcf.stat().st_size
+    assert "already there" in (tmp_path / "manifest.json.log").read_text()
+
+
 def test_a_crash_during_index_leaves_one_job_that_the_rerun_finds(tmp_path, oc_env, opencga):
     assert upload(tmp_path, oc_env, write_vcf(tmp_path)).returncode == 0
     opencga.add_faults({"path": "*/operation/variant/index", "method": "POST", "kind": "delay", "seconds": 30,

@@ -109,8 +109,18 @@ def upload(step, *, study, folder="data", format=None, bioformat=None, parents=T
                 found = find_file(client, study, target)
                 return found if found is not None and found.get("size") == size else None
 
-            existing, _ = send_submission(step.session, send, sent)
-            log.info("uploaded %s to %s as %s", path, study, existing.get("id"))
+            try:
+                existing, _ = send_submission(step.session, send, sent)
+                log.info("uploaded %s to %s as %s", path, study, existing.get("id"))
+            except RequestRejected:
+                # refused as already there: a run killed a moment ago, its request still with the
+                # server, made the file after we looked; the same size is the same file, as above
+                existing = sent()
+                if existing is None:
+                    raise
+                reused = True
+                log.info("%s was already there when uploaded (%s, made by an earlier run's request): reused",
+                         target, existing.get("id"))
         else:
             log.info("%s is already in %s (%d bytes): reused", target, study, size)
         uploaded.append({"input": str(path), "name": name, "path": existing.get("path", target),

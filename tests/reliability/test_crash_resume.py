@@ -425,8 +425,13 @@ def campaign(request, tmp_path_factory) -> Campaign:
 
 @pytest.mark.reliability("crash-resume")
 @pytest.mark.parametrize("cell", SELECTED, ids=[cell.id for cell in SELECTED])
-def test_a_command_killed_at_a_random_moment_and_rerun_leaves_one_job_which_its_output_names(campaign, cell):
+def test_a_command_killed_at_a_random_moment_and_rerun_leaves_one_job_which_its_output_names(
+        campaign, cell, record_property):
     outcome = campaign.outcome(cell)
+    # where the kill landed: still running or not, and whether the server already had the job
+    record_property("killed_running", outcome.killed)
+    record_property("job_before_rerun", len(outcome.before))
+    record_property("moment_s", round(outcome.moment, 2))
     assert outcome.rerun.returncode == 0, outcome.describe()
     assert len(outcome.after) == 1, outcome.describe()
     assert outcome.named == outcome.after[0], outcome.describe()

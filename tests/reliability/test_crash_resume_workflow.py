@@ -239,8 +239,11 @@ def campaign(request, tmp_path_factory) -> Campaign:
 
 @pytest.mark.reliability("crash-resume")
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"workflow-kill-{seed}" for seed in SEEDS])
-def test_the_workflow_killed_at_a_random_moment_and_rerun_gives_the_same_results_with_one_job_per_step(campaign, seed):
+def test_the_workflow_killed_at_a_random_moment_and_rerun_gives_the_same_results_with_one_job_per_step(
+        campaign, seed, record_property):
     outcome = campaign.outcome(seed)
+    record_property("killed_running", outcome.killed)
+    record_property("moment_s", round(outcome.moment, 1))
     said = f"killed={outcome.killed} at {outcome.moment:.1f}s of {campaign.seconds:.1f}s"
     assert campaign.whole_jobs == ONE_EACH
     assert outcome.unlock.returncode == 0, outcome.unlock.stderr[-2000:]
