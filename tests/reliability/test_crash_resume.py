@@ -16,6 +16,7 @@ emulator's own lists, over HTTP.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -331,52 +332,64 @@ def timed_run(args: list[str], env: dict, log: Path) -> tuple[float, subprocess.
 
 
 class Campaign:
-    """Every collected cell's cycle, run a few at a time on the first cell's request; the
-    emulators of an operation (one holding answers after acting, one before) shared."""
+    """The cycles of the collected cells. Alone, every cycle runs a few at a time on the first
+    cell's request; in a pytest-xdist worker (`make reliability`), where the workers are the
+    parallelism and each runs cells the others do not, each cell's cycle runs when asked.
+    An operation's emulators (one holding answers after acting, one before) are started, and
+    its window measured, when its first cycle needs them, then shared."""
 
-    def __init__(self, root: Path, cells: list[Cell]):
-        self.root, self.cells = root, cells
+    def __init__(self, root: Path, cells: list[Cell], pooled: bool):
+        self.root, self.cells, self.pooled = root, cells, pooled
         self.outcomes: dict[Cell, Outcome | BaseException] = {}
         self.windows: dict[str, float] = {}
         self.lock = threading.Lock()
+        self.operation_locks = {op_id: threading.Lock() for op_id in OPERATIONS}
         self.done = False
         self.emulators: dict[tuple[str, bool], object] = {}
 
     def outcome(self, cell: Cell) -> Outcome:
         with self.lock:
-            if not self.done:
-                self.run()
+            if self.pooled and not self.done:
+                self.run_all()
                 self.done = True
+            elif not self.pooled:
+                self.outcomes[cell] = self.attempt(cell)
         result = self.outcomes[cell]
         if isinstance(result, BaseException):
             raise result
         return result
 
+    def attempt(self, cell: Cell) -> Outcome | BaseException:
+        try:
+            return self.cycle(cell)
+        except BaseException as error:  # the cell reports it
+            return error
+
+    def run_all(self) -> None:
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            futures = {cell: pool.submit(self.attempt, cell) for cell in self.cells}
+            for cell, future in futures.items():
+                self.outcomes[cell] = future.result()
+
+    def close(self) -> None:
+        for emulator in self.emulators.values():
+            emulator.stop()
+
     def emulator(self, operation: Operation, after: bool):
         return self.emulators[(operation.id, after)]
 
-    def run(self) -> None:
-        operations = sorted({cell.operation for cell in self.cells})
-        try:
-            for op_id in operations:
+    def window(self, op_id: str) -> float:
+        """The operation's window, its emulators started and it measured on first use."""
+        with self.operation_locks[op_id]:
+            if op_id not in self.windows:
                 operation = OPERATIONS[op_id]
                 for after in (True, False):
                     emulator = start_emulator(operation.service, **operation.emulator_settings)
+                    self.emulators[(op_id, after)] = emulator
                     emulator.add_faults([{"path": path, "method": method, "kind": "delay", "seconds": HELD[after],
                                           "after": after} for method, path in operation.held])
-                    self.emulators[(op_id, after)] = emulator
-            with ThreadPoolExecutor(PARALLEL) as pool:
-                for op_id, window in zip(operations, pool.map(self.measure, operations)):
-                    self.windows[op_id] = window
-                futures = {cell: pool.submit(self.cycle, cell) for cell in self.cells}
-                for cell, future in futures.items():
-                    try:
-                        self.outcomes[cell] = future.result()
-                    except BaseException as error:  # the cell reports it
-                        self.outcomes[cell] = error
-        finally:
-            for emulator in self.emulators.values():
-                emulator.stop()
+                self.windows[op_id] = self.measure(op_id)
+            return self.windows[op_id]
 
     def measure(self, op_id: str) -> float:
         """The window of one uninterrupted run (the longer hold), which must itself make one job."""
@@ -395,6 +408,7 @@ class Campaign:
     def cycle(self, cell: Cell) -> Outcome:
         operation = OPERATIONS[cell.operation]
         after, place = cell.draw()
+        window = self.window(cell.operation)
         emulator = self.emulator(operation, after)
         workdir = self.root / cell.id
         workdir.mkdir(parents=True)
@@ -402,7 +416,7 @@ class Campaign:
         operation.prepare(emulator, workdir, marker)
         env = timeouts(operation, operation.environment(workdir, emulator))
         args = operation.command(workdir, marker)
-        moment = place * self.windows[cell.operation]
+        moment = place * window
         killed = run_killed(args, env, workdir / "killed.log", moment)
         before = operation.made(emulator, marker)
         rerun = run_gensvc([*args, "--log", workdir / "rerun.log"], env)
@@ -417,10 +431,12 @@ SELECTED = cases(ALL, fast=len(OPERATIONS))
 
 
 @pytest.fixture(scope="module")
-def campaign(request, tmp_path_factory) -> Campaign:
+def campaign(request, tmp_path_factory):
     collected = [item.callspec.params["cell"] for item in request.session.items
                  if item.module is request.module and hasattr(item, "callspec") and "cell" in item.callspec.params]
-    return Campaign(tmp_path_factory.mktemp("crash"), collected)
+    campaign = Campaign(tmp_path_factory.mktemp("crash"), collected, pooled="PYTEST_XDIST_WORKER" not in os.environ)
+    yield campaign
+    campaign.close()
 
 
 @pytest.mark.reliability("crash-resume")

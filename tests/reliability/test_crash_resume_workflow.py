@@ -182,11 +182,13 @@ class Outcome:
 
 
 class Campaign:
-    """The uninterrupted run and every collected cycle, two at a time, on the first cell's request."""
+    """The uninterrupted run, then the collected cycles: alone, two at a time on the first
+    cell's request; in a pytest-xdist worker (`make reliability`), each cell's when asked."""
 
-    def __init__(self, root: Path, seeds: list[int]):
-        self.root, self.seeds = root, seeds
+    def __init__(self, root: Path, seeds: list[int], pooled: bool):
+        self.root, self.seeds, self.pooled = root, seeds, pooled
         self.lock = threading.Lock()
+        self.stack = ExitStack()
         self.outcomes: dict[int, Outcome | BaseException] = {}
         self.whole: dict | None = None
         self.whole_jobs: dict | None = None
@@ -194,28 +196,35 @@ class Campaign:
     def outcome(self, seed: int) -> Outcome:
         with self.lock:
             if self.whole is None:
-                self.run()
+                self.run_whole()
+            if self.pooled and not self.outcomes:
+                with ThreadPoolExecutor(PARALLEL) as pool:
+                    futures = {seed: pool.submit(self.attempt, seed) for seed in self.seeds}
+                    self.outcomes.update({seed: future.result() for seed, future in futures.items()})
+            elif not self.pooled:
+                self.outcomes[seed] = self.attempt(seed)
         result = self.outcomes[seed]
         if isinstance(result, BaseException):
             raise result
         return result
 
-    def run(self) -> None:
-        with ExitStack() as stack:
-            self.emulators = {s: stack.enter_context(start_emulator(s, **settings)) for s, settings in EMULATED.items()}
-            whole = Run(self.root / "uninterrupted", "crashwhole", self.emulators)
-            began = time.monotonic()
-            done = whole.run()
-            self.seconds = time.monotonic() - began
-            assert done.returncode == 0, done.stderr[-4000:]
-            self.whole, self.whole_jobs = whole.results(), jobs_per_step(self.emulators, "crashwhole")
-            with ThreadPoolExecutor(PARALLEL) as pool:
-                futures = {seed: pool.submit(self.cycle, seed) for seed in self.seeds}
-                for seed, future in futures.items():
-                    try:
-                        self.outcomes[seed] = future.result()
-                    except BaseException as error:  # the cell reports it
-                        self.outcomes[seed] = error
+    def run_whole(self) -> None:
+        self.emulators = {s: self.stack.enter_context(start_emulator(s, **settings)) for s, settings in EMULATED.items()}
+        whole = Run(self.root / "uninterrupted", "crashwhole", self.emulators)
+        began = time.monotonic()
+        done = whole.run()
+        self.seconds = time.monotonic() - began
+        assert done.returncode == 0, done.stderr[-4000:]
+        self.whole, self.whole_jobs = whole.results(), jobs_per_step(self.emulators, "crashwhole")
+
+    def attempt(self, seed: int) -> Outcome | BaseException:
+        try:
+            return self.cycle(seed)
+        except BaseException as error:  # the cell reports it
+            return error
+
+    def close(self) -> None:
+        self.stack.close()
 
     def cycle(self, seed: int) -> Outcome:
         moment = random.Random(f"gensvc-crash-resume:workflow-kill-{seed}").uniform(0, self.seconds)
@@ -231,10 +240,13 @@ SEEDS = cases(list(range(CYCLES)), fast=1)
 
 
 @pytest.fixture(scope="module")
-def campaign(request, tmp_path_factory) -> Campaign:
+def campaign(request, tmp_path_factory):
     collected = [item.callspec.params["seed"] for item in request.session.items
                  if item.module is request.module and hasattr(item, "callspec") and "seed" in item.callspec.params]
-    return Campaign(tmp_path_factory.mktemp("crash-workflow"), collected)
+    campaign = Campaign(tmp_path_factory.mktemp("crash-workflow"), collected,
+                        pooled="PYTEST_XDIST_WORKER" not in os.environ)
+    yield campaign
+    campaign.close()
 
 
 @pytest.mark.reliability("crash-resume")
