@@ -16,7 +16,7 @@ requests than fixed 10 s polling for jobs of 2 min or longer. Figures are unscal
 The two halves cannot both hold at 2 min for a poller that does not know the job's length:
 seeing every job of 5-20 s within 2 s takes checks at most 2 s apart up to 21 s (8), and every
 longer one within 10 % takes checks at most 10 % of the age apart from there (19 more to pass
-120 s): at least 27, where fixed 10 s polling makes 13. From about 7 min on, gensvc asks less.
+120 s): at least 27, where fixed 10 s polling makes 13. From about 8 min on, gensvc asks less.
 Usage: python bench/poll.py [--services opencravat,cgi,cavatica,opencga] [--lengths 5,30,120,600,1800]
 """
 
