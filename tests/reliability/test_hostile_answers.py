@@ -3,8 +3,8 @@ hostile_server.py, independent of our emulators) answers one thing no service sh
 and gensvc must refuse it in one line with its documented exit code, write nothing outside
 the output directory and leave no half or temporary file.
 
-What tests/test_hostile_answers.py already covers (CGI's and OpenCRAVAT's HTML and broken
-JSON, job ids with `/` and `..`, tampered receipts; Bravo's HTML page) and
+What tests/reliability/test_hostile_job_answers.py already covers (CGI's and OpenCRAVAT's
+HTML and broken JSON, job ids with `/` and `..`, tampered receipts; Bravo's HTML page) and
 tests/test_bravo_paging.py (Bravo's next links that repeat or never end) stays there; the
 cells here are the rest: endless and oversized bodies, lying lengths and sizes,
 Content-Disposition paths, hostile zips, and each of it for CAVATICA and OpenCGA.

@@ -2,7 +2,9 @@
 that is not one, a receipt whose job id was tampered with.
 
 They come from a stand-in server each test starts (http.server in a thread, independent of
-our emulators), so every answer is exactly the hostile one the test names.
+our emulators), so every answer is exactly the hostile one the test names. Each is a cell of
+the hostile-answers figure, beside tests/reliability/test_hostile_answers.py (the rest of the
+matrix, all five services); all of them run in `make test` too.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def cgi_poll(tmp_path, env):
                        "--max-wait", "0.2", "--timeout", "30", "--output", f"status={tmp_path / 'status.json'}"], env)
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("answer", [html(), BROKEN_JSON], ids=["html", "broken-json"])
 def test_a_cgi_job_list_that_is_not_json_is_one_line_and_exit_5(tmp_path, base_env, mutations, answer):
     with StandIn({("GET", "/api/v1"): answer, ("GET", "/api/v1/*"): as_json(CGI_INFO)}) as server:
@@ -147,6 +150,7 @@ def test_a_cgi_job_list_that_is_not_json_is_one_line_and_exit_5(tmp_path, base_e
     assert ("POST", "/api/v1", "") not in server.seen  # nothing submitted on an unreadable list
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("answer", [html(), BROKEN_JSON, as_json(["not", "a", "job"])],
                          ids=["html", "broken-json", "a-list"])
 def test_a_cgi_job_info_that_is_not_json_ends_the_poll_with_one_line_and_exit_5(tmp_path, base_env, answer):
@@ -160,6 +164,7 @@ def test_a_cgi_job_info_that_is_not_json_ends_the_poll_with_one_line_and_exit_5(
     assert not (tmp_path / "status.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 def test_an_html_error_page_from_cgi_is_a_4xx_refusal_in_one_plain_line(tmp_path, base_env):
     with StandIn({("GET", f"/api/v1/{CGI_JOB}"): html(404)}) as server:
         write_receipt(tmp_path / "receipt.json", "cgi", f"{server.root}/api/v1", CGI_JOB)
@@ -170,6 +175,7 @@ def test_an_html_error_page_from_cgi_is_a_4xx_refusal_in_one_plain_line(tmp_path
     assert "<" not in line
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("job_id", [HTML, "../../outside", "a/b", "..", "", "x" * 300],
                          ids=["html", "dotdot", "slash", "dots", "empty", "long"])
 def test_a_cgi_submission_answered_with_something_that_is_not_a_job_id_fails_clearly(
@@ -182,6 +188,7 @@ def test_a_cgi_submission_answered_with_something_that_is_not_a_job_id_fails_cle
     assert not (tmp_path / "receipt.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 def test_a_cgi_submission_answered_with_an_html_page_writes_no_receipt(tmp_path, base_env, mutations):
     with StandIn({("GET", "/api/v1"): as_json([]), ("POST", "/api/v1"): html()}) as server:
         done = cgi_submit(tmp_path, base_env | {"GENSVC_CGI_URL": f"{server.root}/api/v1"}, mutations)
@@ -190,6 +197,7 @@ def test_a_cgi_submission_answered_with_an_html_page_writes_no_receipt(tmp_path,
     assert not (tmp_path / "receipt.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 def test_a_cgi_job_list_naming_a_path_is_refused_before_it_is_followed(tmp_path, base_env, mutations):
     with StandIn({("GET", "/api/v1"): as_json(["../../admin"]), ("GET", "/admin"): as_json(CGI_INFO)}) as server:
         done = cgi_submit(tmp_path, base_env | {"GENSVC_CGI_URL": f"{server.root}/api/v1"}, mutations)
@@ -207,6 +215,7 @@ def result_zip() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("job_id", ["../escape", "../../escape", "/escape", "a/../../escape", "abc\n"])
 def test_a_tampered_cgi_receipt_is_refused_before_anything_is_sent_or_written(tmp_path, base_env, job_id):
     with StandIn({("GET", "/*"): (200, "application/zip", result_zip())}) as server:
@@ -250,6 +259,7 @@ def oc_submit(tmp_path, env, oc_input):
                        "--output", f"receipt={tmp_path / 'receipt.json'}"], env)
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("answer, says", [
     (html(), "HTML page"),
     (BROKEN_JSON, "invalid JSON"),
@@ -266,6 +276,7 @@ def test_an_opencravat_submission_answer_that_is_not_a_job_is_one_line_and_exit_
     assert not (tmp_path / "receipt.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("overrides", [
     {"GET /submit/jobs": html()},
     {"GET /submit/jobs": BROKEN_JSON},
@@ -282,6 +293,7 @@ def test_an_opencravat_job_list_that_is_not_one_is_one_line_and_exit_5(tmp_path,
     assert not (tmp_path / "receipt.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("answer", [html(), BROKEN_JSON, as_json(["Finished"]), as_json({"status": ["Finished"]})],
                          ids=["html", "broken-json", "a-list", "status-not-a-string"])
 def test_an_opencravat_status_that_is_not_json_ends_the_poll_with_one_line_and_exit_5(tmp_path, base_env, answer):
@@ -296,6 +308,7 @@ def test_an_opencravat_status_that_is_not_json_ends_the_poll_with_one_line_and_e
     assert not (tmp_path / "status.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 def test_an_html_error_page_from_opencravat_is_a_4xx_refusal_in_one_plain_line(tmp_path, base_env):
     with StandIn(oc_routes(**{f"GET /submit/jobs/{OC_JOB}/status": html(400)})) as server:
         write_receipt(tmp_path / "receipt.json", "opencravat", f"{server.root}/", OC_JOB)
@@ -306,6 +319,7 @@ def test_an_html_error_page_from_opencravat_is_a_4xx_refusal_in_one_plain_line(t
     assert "HTTP 400" in line and "Site maintenance" in line and "<" not in line
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("job_id", ["../escape", "..", "a/b", "x" * 300])
 def test_a_tampered_opencravat_receipt_is_refused_before_anything_is_sent(tmp_path, base_env, job_id):
     with StandIn(oc_routes()) as server:
@@ -344,6 +358,7 @@ def bravo_variant(tmp_path, env, server):
                              "GENSVC_BRAVO_RATE_LIMIT": "off"})
 
 
+@pytest.mark.reliability("hostile")
 @pytest.mark.parametrize("answer", [html(), BROKEN_JSON, as_json(["not", "a", "page"])],
                          ids=["html", "broken-json", "a-list"])
 def test_a_bravo_page_that_is_not_a_json_object_is_one_line_and_exit_5(tmp_path, base_env, answer):
@@ -356,6 +371,7 @@ def test_a_bravo_page_that_is_not_a_json_object_is_one_line_and_exit_5(tmp_path,
     assert not (tmp_path / "variants.json").exists()
 
 
+@pytest.mark.reliability("hostile")
 def test_a_status_bravo_never_sends_is_a_refusal_in_one_line_exit_2(tmp_path, base_env):
     teapot = (418, "application/json", json.dumps({"error": "I'm a teapot"}))
     with StandIn({("GET", "/freeze5/hg38/api/v1/variant"): teapot}) as server:
