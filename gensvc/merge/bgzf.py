@@ -65,7 +65,7 @@ class BgzfSink:
         self.deflate = _deflate_raw()
         self.rest = b""
         self.failure: BaseException | None = None
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.queue: queue.Queue = queue.Queue(maxsize=2)  # chunks of a few MB waiting: memory stays small
         self.thread = threading.Thread(target=self._compress, name="gensvc-bgzf", daemon=True)
         self.thread.start()
 

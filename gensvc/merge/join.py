@@ -236,7 +236,7 @@ def join_records(sources: list[Source], vcf_path: str, modes: dict, workdir: str
 
 def join_batches(sources: list[Source], vcf_path: str, modes: dict, workdir: str = ".",
                  fragments: bool = True, values: bool = True, lines: bool = False):
-    """``join_records``, a list of records at a time (a quarter megabyte of the VCF's lines).
+    """``join_records``, a list of records at a time (128 KiB of the VCF's lines).
 
     A batch's ALTs are keyed first, then looked up in each source at once (``lookup_many``:
     one comparison of lists when the source's rows are those ALTs, in order), and only then
@@ -249,7 +249,7 @@ def join_batches(sources: list[Source], vcf_path: str, modes: dict, workdir: str
     nothing = (None,) * len(sources)
     with open_text(vcf_path) as handle:
         read_vcf_header(handle, vcf_path)
-        while batch := handle.readlines(1 << 18):
+        while batch := handle.readlines(1 << 17):
             if lines:
                 batch = [line.rstrip("\n") for line in batch if line != "\n"]  # as record_lines does
                 split = [line.split("\t", 8) for line in batch]
