@@ -328,7 +328,7 @@ class BravoSource(Source):
     name = "bravo"
 
     def _read_header(self, columns) -> None:
-        from gensvc.services.bravo import TABLE_COLUMNS
+        from gensvc.services.spellings import TABLE_COLUMNS
 
         with open_text(self.path) as handle:
             first = handle.readline().rstrip("\r\n")
@@ -404,7 +404,7 @@ class OpenCravatSource(Source):
         # OpenCRAVAT's TSV states no types: a column is Integer or Float if all its values are
         self.kinds: list[str | None] = [None] * len(self.fields)  # None: no value yet
         self._refresh_checks()
-        from gensvc.services.opencravat import oc_allele
+        from gensvc.services.spellings import oc_allele
 
         self._chrom_names: dict[str, str] = {}
         self._oc_allele = oc_allele
@@ -520,7 +520,7 @@ class CgiSource(Source):
             info_id = _info_id("CGI_" + re.sub(r"[^0-9A-Za-z]+", "_", column.removeprefix("CGI-")).strip("_").upper())
             what = CGI_DESCRIPTIONS.get(column, column)
             self.fields.append(Field(info_id, "String", self.describe(f"CGI {what}"), column))
-        from gensvc.services.cgi import cgi_alleles, input_key, variant_key
+        from gensvc.services.spellings import cgi_alleles, input_key, variant_key
 
         self._chroms: dict[str, str] = {}
         self._input_key, self._cgi_alleles, self._variant_key = input_key, cgi_alleles, variant_key

@@ -32,6 +32,7 @@ from gensvc.core.response_cache import ResponseCache
 from gensvc.errors import AuthError, RequestRejected, ServiceUnavailable, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.services.bravo_cover import MAX_REGION, expected_requests, walk
+from gensvc.services.spellings import TABLE_COLUMNS
 
 log = logging.getLogger("gensvc.bravo")
 
@@ -574,10 +575,6 @@ def expected_pages(start: int, end: int, density: float, page_size: int = PAGE_S
 
 
 # ---- frequencies ------------------------------------------------------------------
-
-TABLE_COLUMNS = (
-    "chrom", "pos", "ref", "alt", "bravo_variant_id", "allele_freq", "allele_count", "allele_num", "filter", "found",
-)
 
 
 def read_sites(vcf_path: str) -> list[tuple[str, int, str, str]]:

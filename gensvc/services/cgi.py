@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from gensvc import schema
-from gensvc.alleles import trimmed
 from gensvc.core.answers import unexpected_shape
 from gensvc.core.auth import HeaderCredential
 from gensvc.core.client import ServiceClient
@@ -29,6 +28,7 @@ from gensvc.core.receipts import idempotency_key, key_tag, submit_job, submitted
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.schema import read_receipt
+from gensvc.services.spellings import cgi_alleles, input_key, variant_key  # noqa: F401  (callers import them from here too)
 from gensvc.vcfinput import has_vcf_name, read_header, starts_as_vcf
 
 log = logging.getLogger("gensvc.cgi")
@@ -202,25 +202,6 @@ def _column_values(path: str, index: int) -> list[str]:
 
 
 # ---- results ---------------------------------------------------------------------
-
-
-def variant_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str]:
-    """A variant as the merge step joins it: no ``chr``, ALT as written."""
-    name = str(chrom)
-    name = name[3:] if name.lower().startswith("chr") else name
-    return name, int(pos), ref, alt
-
-
-def cgi_alleles(ref: str, alt: str) -> tuple[str, str]:
-    """REF/ALT as CGI writes them in alterations.tsv: every shared base trimmed
-    (``alleles.trimmed``; its POSITION column moves too, but the input's own POS is kept
-    beside it, and that is what a record is found by)."""
-    return trimmed(0, ref, alt)[1:]
-
-
-def input_key(chrom: str, pos, ref: str, alt: str) -> tuple[str, int, str, str]:
-    """The key of one ALT of an input record, as ``parse_alterations`` keys its rows."""
-    return variant_key(chrom, pos, *cgi_alleles(ref, alt))
 
 
 def parse_alterations(path: str) -> list[dict]:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from requests.auth import HTTPBasicAuth
 
-from gensvc.alleles import trimmed
 from gensvc.core import progress
 from gensvc.core.answers import unexpected_shape
 from gensvc.core.client import ServiceClient
@@ -36,6 +35,7 @@ from gensvc.core.textfiles import is_gzipped, open_binary
 from gensvc.errors import AuthError, GensvcError, JobFailed, RequestRejected, UnexpectedAnswer, UsageError
 from gensvc.genome_build import AUTO, choose_build
 from gensvc.schema import read_receipt
+from gensvc.services.spellings import oc_allele
 from gensvc.vcfinput import has_vcf_name, starts_as_vcf, vcf_records
 
 log = logging.getLogger("gensvc.opencravat")
@@ -234,15 +234,6 @@ def staged_inputs(files: list[str], workdir: str) -> list[str]:
             shutil.copyfileobj(source, sink)
         staged.append(str(plain))
     return staged
-
-
-def oc_allele(chrom: str, pos: int, ref: str, alt: str) -> tuple[str, int, str, str]:
-    """A VCF allele as OpenCRAVAT writes it: every shared base trimmed (``alleles.trimmed``),
-    ``chr`` names."""
-    name = chrom if chrom.lower().startswith("chr") else f"chr{chrom}"
-    if name.lower() in ("chrmt", "chrm"):
-        name = "chrM"
-    return (name, *trimmed(pos, ref, alt))
 
 
 # -- operations -----------------------------------------------------------------
