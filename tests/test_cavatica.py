@@ -211,6 +211,31 @@ def test_an_upload_killed_mid_transfer_resumes_without_sending_reported_parts_ag
     assert "resuming upload" in done.stderr
 
 
+def test_a_rerun_at_once_after_a_crash_mid_completion_completes_the_same_upload_into_one_file(tmp_path, env, cavatica):
+    # the platform holds the completion 5 s before acting: the dead run's acts after the rerun's
+    add_fault(cavatica, path="/v2/upload/multipart/*/complete", method="POST", kind="delay", seconds=5, count=1)
+    vcf = sample_vcf(tmp_path)
+    log = tmp_path / "killed.log"
+    client = subprocess.Popen([sys.executable, "-m", "gensvc.cli", "cavatica", "upload", "--project", PROJECT,
+                               "--input", f"files={vcf}", "--output", f"manifest={tmp_path / 'manifest.json'}",
+                               "--log", str(log)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "/complete" in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # sent, and held
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    done = upload(tmp_path, env, vcf)  # at once, as snakemake --retries does
+    assert done.returncode == 0, done.stderr
+    assert "resuming upload" in done.stderr  # not a second one
+    time.sleep(5)  # the dead run's completion has acted by now
+    [record] = project_files(cavatica, vcf.name)
+    assert read_json(tmp_path / "manifest.json")["files"][0]["id"] == record["id"]
+    assert record["size"] == vcf.stat().st_size
+
+
 def test_a_run_killed_after_the_task_was_made_finds_it_again(tmp_path, env, cavatica):
     vcf = sample_vcf(tmp_path)
     assert upload(tmp_path, env, vcf).returncode == 0
