@@ -39,6 +39,23 @@ def cases(all_cases: list, fast: int) -> list:
     return [all_cases[round(i * step)] for i in range(fast)]
 
 
+def spread_over_workers(config) -> bool:
+    """Whether pytest-xdist hands a module's cells to several workers (``-n N`` with the default
+    ``--dist load``), so that a module fixture cannot run every collected cell once for all
+    (with ``--dist loadfile``, as ``make reliability`` runs, one worker takes the whole file)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return False
+    argv = [*workerinput.get("mainargv", []), *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    dist = "load"  # what -n N means without --dist; a worker's own config says "no"
+    for before, arg in zip(["", *argv], argv):
+        if before == "--dist":
+            dist = arg
+        elif arg.startswith("--dist="):
+            dist = arg.split("=", 1)[1]
+    return dist in ("load", "worksteal")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         marker = item.get_closest_marker("reliability")

@@ -16,7 +16,6 @@ emulator's own lists, over HTTP.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import requests
 
 from gensvc.emulators.server import start_emulator
 from helpers import isolated_env, read_json, run_gensvc
-from tests.reliability.conftest import cases
+from tests.reliability.conftest import cases, spread_over_workers
 
 CYCLES = 50
 PARALLEL = 4  # cycles at once: most of a cycle is waiting on a held request
@@ -434,7 +433,7 @@ SELECTED = cases(ALL, fast=len(OPERATIONS))
 def campaign(request, tmp_path_factory):
     collected = [item.callspec.params["cell"] for item in request.session.items
                  if item.module is request.module and hasattr(item, "callspec") and "cell" in item.callspec.params]
-    campaign = Campaign(tmp_path_factory.mktemp("crash"), collected, pooled="PYTEST_XDIST_WORKER" not in os.environ)
+    campaign = Campaign(tmp_path_factory.mktemp("crash"), collected, pooled=not spread_over_workers(request.config))
     yield campaign
     campaign.close()
 

@@ -33,7 +33,7 @@ import yaml
 
 from gensvc.emulators.server import start_emulator
 from helpers import REPO
-from tests.reliability.conftest import cases
+from tests.reliability.conftest import cases, spread_over_workers
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +244,7 @@ def campaign(request, tmp_path_factory):
     collected = [item.callspec.params["seed"] for item in request.session.items
                  if item.module is request.module and hasattr(item, "callspec") and "seed" in item.callspec.params]
     campaign = Campaign(tmp_path_factory.mktemp("crash-workflow"), collected,
-                        pooled="PYTEST_XDIST_WORKER" not in os.environ)
+                        pooled=not spread_over_workers(request.config))
     yield campaign
     campaign.close()
 
