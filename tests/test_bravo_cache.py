@@ -115,3 +115,13 @@ def test_the_cache_keeps_within_its_bound_the_answers_used_last(tmp_path, bravo,
     assert 0 < again < needed  # some answers were kept, not all
     assert 0 < cache_bytes(tmp_path) <= bound * 1024 * 1024
     assert len(read_tsv(out)) > 0
+
+
+def test_a_lower_bound_than_the_cache_fills_is_kept_by_a_run_that_finds_every_answer_there(tmp_path, bravo, vcf):
+    env = environment(tmp_path, bravo)
+    out = tmp_path / "freq.tsv"
+    table = frequencies(env, vcf, out)
+    assert asked(bravo) > 3 and cache_bytes(tmp_path) > 0.01 * 1024 * 1024
+    assert frequencies(env, vcf, out, "--cache-max-mb", "0.01") == table
+    assert asked(bravo) == 0  # every answer found, none kept anew
+    assert 0 < cache_bytes(tmp_path) <= 0.01 * 1024 * 1024

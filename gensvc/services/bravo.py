@@ -687,8 +687,11 @@ def frequencies(step, *, density=0.1, page_size=PAGE_SIZE, assembly=AUTO, cache=
 
             kept = response_cache(step, cache_max_mb) if cache else None
             walk_sites(checkpoint, BravoClient(step, kept), by_chrom, int(page_size), finished)
-        if kept is not None and kept.hits:
-            log.info("%d of the walk's queries answered from the cache %s", kept.hits, kept.directory)
+        if kept is not None:
+            if kept.hits:
+                log.info("%d of the walk's queries answered from the cache %s", kept.hits, kept.directory)
+            if not kept.stored and kept.size() > kept.max_bytes:  # the bound lowered since: trimmed now
+                kept.trim()
         for v in checkpoint.records():  # the records of sites asked for: a few per site
             known[(v["chrom"], v["pos"], v["ref"], v["alt"])] = v
             known.setdefault((v["chrom"], *minimal(v["pos"], v["ref"], v["alt"])), v)
