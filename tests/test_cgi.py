@@ -148,6 +148,17 @@ def test_error_job_shows_its_logs(tmp_path, cgi_env, cgi, mutations):
     assert not (tmp_path / "status.json").exists()
 
 
+def test_downloading_the_results_of_a_failed_job_exits_4_with_its_logs_as_poll_does(tmp_path, cgi_env, cgi, mutations):
+    add_fault(cgi, path="*", method="POST", kind="job_error", message="VEP crashed on line 3", count=1)
+    assert submit(tmp_path, cgi_env, mutations).returncode == 0
+    assert poll(tmp_path, cgi_env).returncode == 4  # the job has ended Error
+    done = download(tmp_path, cgi_env)
+    assert done.returncode == 4, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "ended Error" in line and "VEP crashed on line 3" in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_quota_says_how_many_jobs_and_how_to_free_one(tmp_path, cgi_env, cgi, mutations):
     for n in range(3):
         variant = mutations.with_name(f"q{n}.vcf")

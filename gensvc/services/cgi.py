@@ -282,15 +282,20 @@ def poll(step, *, timeout=86400.0, first_wait=1.8, max_wait=60.0) -> dict:
                                  what=f"cgi job {job_id}", where=client.url("job", job_id=job_id),
                                  submitted=submitted_epoch(receipt))
     if state.status != "Done":
-        try:
-            tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
-        except GensvcError as exc:  # the job failed whatever its logs say
-            tail = [f"(logs unavailable: {exc.what})"]
-        raise JobFailed(f"cgi job {job_id} ended {state.status}: {' | '.join(tail) or '(no logs)'}",
-                        where=client.url("job", job_id=job_id), hint="fix the input named in the log and submit again")
+        raise _job_failed(client, job_id, state.status)
     write_json(step.output["status"], {"service": "cgi", "job_id": job_id, "status": state.status,
                                        "checks": checks, "job": state.detail})
     return {"job_id": job_id, "checks": checks}
+
+
+def _job_failed(client: CgiClient, job_id: str, status: str) -> JobFailed:
+    """The job ended ``status`` (not Done): exit 4, with the tail of its logs."""
+    try:
+        tail = [line.strip() for line in client.logs(job_id) if line.strip()][-4:]
+    except GensvcError as exc:  # the job failed whatever its logs say
+        tail = [f"(logs unavailable: {exc.what})"]
+    return JobFailed(f"cgi job {job_id} ended {status}: {' | '.join(tail) or '(no logs)'}",
+                     where=client.url("job", job_id=job_id), hint="fix the input named in the log and submit again")
 
 
 def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0) -> dict:
@@ -301,12 +306,25 @@ def download_results(step, *, max_files=100, max_bytes=4 << 30, max_ratio=200.0)
     with tempfile.TemporaryDirectory(prefix="gensvc-cgi-") as workdir:
         zip_path = step.output.get("zip") or str(Path(workdir) / "results.zip")  # no name from a server's string
         # the zip holds at most max_bytes once expanded: more than that sent is no result zip
-        got = download(step.session, client.url("results", job_id=job_id), zip_path, check_response=ERRORS.check,
-                       auth=client.auth, limit=SizeLimit(max_bytes, "the max_bytes param"))
+        try:
+            got = download(step.session, client.url("results", job_id=job_id), zip_path, check_response=ERRORS.check,
+                           auth=client.auth, limit=SizeLimit(max_bytes, "the max_bytes param"))
+        except RequestRejected:
+            # a job that failed has no results: say so as poll does (exit 4), not as a bad call
+            if _status_or_none(client, job_id) == "Error":
+                raise _job_failed(client, job_id, "Error") from None
+            raise
         sizes = extract_members(zip_path, wanted, ZipLimits(max_files, max_bytes, max_ratio))
     summary = _summary_versions(step.output.get("summary"))
     return {"job_id": job_id, "zip_bytes": got.size, "zip_sha256": got.sha256, "members": sizes,
             "versions": summary}
+
+
+def _status_or_none(client: CgiClient, job_id: str) -> str | None:
+    try:
+        return client.info(job_id).get("status")
+    except GensvcError:
+        return None
 
 
 def _summary_versions(path: str | None) -> dict:
