@@ -156,6 +156,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault("404", "emulator", _status(404, body={"error": "not found"}), bounded=False, retried=False, exit=2),
 )
 FAULTS_BY_NAME: dict[str, Fault] = {fault.name: fault for fault in FAULTS}
+# the results of a job that failed, asked for anyway: refused as the poll refuses the job
+JOB_FAILED_DOWNLOAD = Fault("job-fails", "service", bounded=False, retried=False, exit=4, only=("download",))
 
 
 @dataclass(frozen=True)
@@ -603,12 +605,23 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
     if cell.operation == "submit":
         receipt = out / "receipt.json"
         args, outputs = service.submit(workdir, receipt), [receipt]
+    elif cell.fault.how == "service":  # a job of its own that fails (and, for other kinds, has failed)
+        receipt = workdir / "receipt.json"
+        glob, method = service.paths["submit"]
+        emulated.add_faults(cell.fault.spec(glob, method, 1, fault=service.job_fails))
+        run_ok(service.submit(workdir, receipt), service.env(workdir, {}))
+        if cell.operation != "poll":
+            assert run_cli(service.poll(receipt, workdir / "failed.json", 60), service.env(workdir, {})).returncode == 4
+        if cell.operation == "poll":
+            status = out / "status.json"
+            args, outputs = service.poll(receipt, status, 60), [status]
+        elif cell.operation in service.kinds:
+            args, outputs = service.kinds[cell.operation].call(workdir, receipt, out)
+        else:
+            args, outputs = service.fetch(receipt, out)
     elif cell.operation == "poll":
-        if cell.fault.how in ("restart", "service"):  # a job of its own, still running (or failing)
+        if cell.fault.how == "restart":  # a job of its own, still running
             receipt = workdir / "receipt.json"
-            if cell.fault.how == "service":
-                glob, method = service.paths["submit"]
-                emulated.add_faults(cell.fault.spec(glob, method, 1, fault=service.job_fails))
             run_ok(service.submit(workdir, receipt), service.env(workdir, {}))
         status = out / "status.json"
         args, outputs = service.poll(receipt, status, 60 if cell.succeeds else UNBOUNDED_POLL_TIMEOUT), [status]

@@ -12,7 +12,8 @@ import requests
 
 from helpers import isolated_env
 from tests.reliability.conftest import cases
-from tests.reliability.faults import Emulated, JobService, finish_job, job_matrix, params, run_job_cell
+from tests.reliability.faults import (FAULTS, JOB_FAILED_DOWNLOAD, Emulated, JobService, finish_job, job_matrix,
+                                       params, run_job_cell)
 
 EMAIL, TOKEN = "faults@example.org", "cgi-faults-token-61c2"
 AUTH = {"Authorization": f"{EMAIL} {TOKEN}"}
@@ -20,7 +21,7 @@ VCF = ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
        "chr7\t140753336\t.\tA\tT\t.\tPASS\t.\nchr12\t25245350\t.\tC\tA\t.\tPASS\t.\n")
 DOWNLOADS = ("alterations", "biomarkers", "summary")
 
-CELLS = job_matrix("cgi")
+CELLS = job_matrix("cgi", FAULTS + (JOB_FAILED_DOWNLOAD,))
 XFAIL: dict[str, str] = {}
 
 

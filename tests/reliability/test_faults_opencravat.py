@@ -13,14 +13,16 @@ import requests
 
 from helpers import isolated_env
 from tests.reliability.conftest import cases
-from tests.reliability.faults import Emulated, JobService, Kind, finish_job, job_matrix, params, run_job_cell
+from tests.reliability.faults import (FAULTS, JOB_FAILED_DOWNLOAD, Emulated, JobService, Kind, finish_job, job_matrix,
+                                       params, run_job_cell)
 
 VCF = ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
        "chr7\t140753336\t.\tA\tT\t.\tPASS\t.\nchr12\t25245350\t.\tC\tA\t.\tPASS\t.\n")
 
 # submit, poll, report download, a report made on request, and live annotation (its
 # synchronous query)
-CELLS = job_matrix("opencravat", operations=("submit", "poll", "download", "make-report", "query"))
+CELLS = job_matrix("opencravat", FAULTS + (JOB_FAILED_DOWNLOAD,),
+                   operations=("submit", "poll", "download", "make-report", "query"))
 XFAIL: dict[str, str] = {}
 
 
