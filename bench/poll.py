@@ -161,8 +161,11 @@ def main() -> int:
                   f"{'ok' if delay_met else 'NO':>2} | {r['checks']:6d} {r['fixed_checks']:9d} "
                   f"{'-' if checks_met is None else ('<= fixed ' + ('ok' if checks_met else 'NO')):>9}")
             what = f"poll {service}, {length:g} s job"
-            record(f"{what}: detection delay", f"{r['delay']:.1f} s", f"fixed 10 s: {r['fixed_delay']:.1f} s",
-                   r["delay"] / r["fixed_delay"] if r["fixed_delay"] else None, f"<= {bound:g} s", delay_met)
+            # the ratio against the goal's bound: fixed polling's delay is luck (0 s when a
+            # multiple of 10 s falls just after the end), so it is shown, not divided by
+            record(f"{what}: detection delay", f"{r['delay']:.1f} s",
+                   f"bound {bound:g} s (fixed 10 s: {r['fixed_delay']:.1f} s)", r["delay"] / bound,
+                   f"<= max(2 s, 10 %) = {bound:g} s", delay_met)
             record(f"{what}: status requests", str(r["checks"]), f"fixed 10 s: {r['fixed_checks']}",
                    r["checks"] / r["fixed_checks"], "<= fixed 10 s" if length >= 120 else "", checks_met)
     return 0

@@ -65,6 +65,7 @@ def test_the_table_has_a_row_per_figure_grouped_by_benchmark_in_recording_order(
     assert "4 figures from 3 benchmarks: 2 goals met, 1 not met." in text
     assert "load average 1.4–3.1 while recording" in text and "cores" in text and "commit " in text
     assert "Recorded nothing" not in text
+    assert out.stat().st_mode & 0o044 == 0o044  # readable by all, as a plainly written file
 
 
 def test_a_benchmark_expected_but_without_rows_is_named_as_missing(tmp_path):
