@@ -525,6 +525,9 @@ class JobService:
     poll_first_wait: float = 0.2
     forget: Callable[[str], None] | None = None  # deletes a job (keeps look-ups short)
     kinds: Mapping[str, Kind] = field(default_factory=dict)  # more operation kinds, by name
+    # requests a kind makes to its faulted path after a refusal as a bad call that are no retry
+    # of it (CGI's download reads the job's status there, to tell a failed job from a bad call)
+    refusal_reads: Mapping[str, int] = field(default_factory=dict)
 
 
 # an unbounded poll cell: the outage outlasts the poll's own timeout
@@ -689,4 +692,6 @@ def run_job_cell(service: JobService, cell: Cell, workdir: Path, finished: dict)
         checks = int(UNBOUNDED_POLL_TIMEOUT / (service.poll_first_wait * 0.9)) + 2
         assert_requests_bounded(cell, faulted, env, most=checks * max_attempts(env, cell.service))
     else:
-        assert_requests_bounded(cell, faulted, env)
+        # reads after a refusal as a bad call (exit 2); an auth refusal ends at once
+        extra = service.refusal_reads.get(cell.operation, 0) if cell.fault.exit == 2 else 0
+        assert_requests_bounded(cell, faulted - extra, env)

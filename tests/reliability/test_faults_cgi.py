@@ -70,6 +70,7 @@ def service(cgi):
         jobs=jobs,
         job_fails={"kind": "job_error"},
         forget=forget,
+        refusal_reads={"download": 1},  # a refused download reads the job's status on its path
     )
 
 
