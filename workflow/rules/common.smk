@@ -122,7 +122,7 @@ def sample_products(sample):
 
 
 # ---- cluster jobs: resources and environment ------------------------------------------------
-# bench/merge.py: 1 M records (580 MB of VCF and source tables) peak at 285 MB RSS; 200 k
+# bench/merge.py: 1 M records (580 MB of VCF and source tables) peak at 160 MB RSS; 200 k
 # records (115 MB) merge in 20 s on 2 cores. Both grow with the input. The requests stay well above that (about 3x
 # the memory, 10x the time) so a site's slower node or file system does not kill the job; a
 # retried job (--retries) asks for more each attempt.
