@@ -139,7 +139,13 @@ def grouped(cells: list[Cell]) -> list[tuple[tuple[str, str, str], list[Cell]]]:
     for cell in cells:
         siblings = {stem for stem, n in stems[(cell.service, cell.operation)].items() if n > 1}
         rows.setdefault((cell.service, cell.operation, group_key(cell, siblings)), []).append(cell)
-    return list(rows.items())
+    return sorted(rows.items(), key=lambda row: row_order(*row[0]))
+
+
+def row_order(service: str, operation: str, fault: str = "") -> tuple:
+    """Services in their usual order, then operations and faults by name (statuses by number)."""
+    rank = SERVICES.index(service) if service in SERVICES else len(SERVICES)
+    return rank, service, operation, [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in fault.split("-")]
 
 
 def tally(cells: list[Cell]) -> tuple[int, int]:
@@ -258,7 +264,7 @@ def matrix(cells: list[Cell]) -> str:
         by_row: dict[tuple[str, str], list[Cell]] = {}
         for cell in of_figure:
             by_row.setdefault((cell.service, cell.operation), []).append(cell)
-        for (service, operation), row in by_row.items():
+        for (service, operation), row in sorted(by_row.items(), key=lambda item: row_order(*item[0])):
             passed, counted = tally(row)
             failed = [c.fault for c in row if c.outcome == "failed"]
             out.append(f"    {service:<11} {operation:<13} {passed:>3}/{counted:<3}"
