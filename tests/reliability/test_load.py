@@ -27,9 +27,9 @@ from tests.reliability.conftest import FULL
 CHAINS = 100 if FULL else 20
 SERVICES = ("opencravat", "cgi", "cavatica", "opencga")
 # per service: requests that may start in any window of seconds, well below what the chains send unlimited
-RATE = (16, 2.0) if FULL else (8, 2.0)
+RATE = (16, 3.0) if FULL else (8, 3.0)
 # a request arrives a little after the limiter let it start (a busy host schedules late): the window checked is shorter
-ARRIVAL_SLACK = 0.5
+ARRIVAL_SLACK = 1.0  # 0.5 s was exceeded once with 100 chains on a host at load 30
 PROJECT, APP, STUDY = "gensvc-demo/demo-project", "gensvc-demo/apps/vcf-score", "gensvc@demo:demo"
 CGI_EMAIL, CGI_TOKEN = "load@example.org", "load-cgi-token"
 CAVATICA_TOKEN = "load-cavatica-token"
