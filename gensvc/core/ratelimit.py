@@ -89,6 +89,8 @@ class SharedRateLimiter:
                     if not wait:
                         starts.append(now)
                         self._write(starts)
+                        # the decision's own time, to the microsecond: what a test holds to the limit
+                        log.debug("%s: a request starts at %.6f (%d in the window)", self.service, now, len(starts))
                         return
             wait = max(wait, 0.001)
             self.waited += wait

@@ -12,6 +12,7 @@ allows (the emulators list each request as it arrived).
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from helpers import REPO, isolated_env, run_gensvc
+from helpers import REPO, isolated_env, most_in_any_window, run_gensvc
 from tests.reliability.conftest import FULL
 
 
@@ -138,6 +139,16 @@ def api_arrivals(emulator) -> list[float]:
     return [r["at"] for r in listed if r["path"].startswith(prefix)]
 
 
+LIMITER_LINE = re.compile(r"DEBUG gensvc.ratelimit: (\S+): a request starts at ([0-9.]+) ")
+
+
+def limiter_starts(tmp_path: Path, service: str) -> list[float]:
+    """When the shared limiter let each of the service's requests start, from every chain's DEBUG
+    log: what the limiter bounds, free of the host's delay between a start and its arrival."""
+    return [float(at) for log_file in tmp_path.glob("*/*.log")
+            for name, at in LIMITER_LINE.findall(log_file.read_text(errors="replace")) if name == service]
+
+
 def test_busiest_window_counts_the_arrivals_of_the_fullest_window():
     assert busiest_window([0.0, 0.5, 1.0, 1.9, 2.0, 2.1], 2.0) == 5  # 0.5 .. 2.1; 0.0 and 2.0 are a window apart
     assert busiest_window([], 1.0) == 0
@@ -153,7 +164,7 @@ def test_concurrent_chains_across_the_job_services_all_complete_once_each_within
     before = {s: set(job_ids_on_server(s, e)) for s, e in emulators.items()}
     env = isolated_env(tmp_path, GENSVC_CGI_EMAIL=CGI_EMAIL, GENSVC_CGI_TOKEN=CGI_TOKEN,
                        GENSVC_CAVATICA_TOKEN=CAVATICA_TOKEN, GENSVC_OPENCGA_USER=OPENCGA_USER,
-                       GENSVC_OPENCGA_PASSWORD=OPENCGA_PASSWORD,
+                       GENSVC_OPENCGA_PASSWORD=OPENCGA_PASSWORD, GENSVC_LOG_LEVEL="DEBUG",
                        **{f"GENSVC_{s.upper()}_URL": e.url for s, e in emulators.items()},
                        **{f"GENSVC_{s.upper()}_RATE_LIMIT": f"{RATE[0]}/{RATE[1]:g}" for s in SERVICES})
     started = [(SERVICES[i % len(SERVICES)], i) for i in range(chains)]
@@ -172,6 +183,10 @@ def test_concurrent_chains_across_the_job_services_all_complete_once_each_within
         assert sorted(on_server) == sorted(receipts), service  # none lost, none twice, none unknown
         statuses = emulator.stats()["by_status"]
         assert "429" not in statuses, (service, statuses)
+        # the limiter's own budget: its decisions, logged to the microsecond by every step
+        starts = limiter_starts(tmp_path, service)
+        assert len(starts) >= chains // len(SERVICES), service
+        assert most_in_any_window(starts, RATE[1]) <= RATE[0], (service, "started", most_in_any_window(starts, RATE[1]))
         arrivals = api_arrivals(emulator)
         busiest = busiest_window(arrivals, RATE[1] - ARRIVAL_SLACK)
         assert busiest <= RATE[0], (service, busiest)
