@@ -145,8 +145,16 @@ class Uploader:
             return there if there is not None and there.get("size") == size and there.get("id") != replaced else None
 
         # sent again when its answer is lost, unless the file is there after all
-        record, _ = send_submission(self.client.session, lambda: self.client.resource(
-            "POST", "upload_complete", "the uploaded file", upload_id=upload_id), completed)
+        try:
+            record, _ = send_submission(self.client.session, lambda: self.client.resource(
+                "POST", "upload_complete", "the uploaded file", upload_id=upload_id), completed)
+        except RequestRejected as exc:
+            # a run killed mid-completion: its request, still at the platform, completed this
+            # upload after we resumed it, so ours finds no upload; the file is the one it made
+            record = completed() if getattr(exc, "status", None) == 404 else None
+            if record is None:
+                raise
+            log.info("upload %s was completed by an earlier run's request: file %s", upload_id, record.get("id"))
         state.forget()
         return record
 
