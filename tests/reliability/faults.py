@@ -378,6 +378,28 @@ def run_cli_during(args: Iterable[Any], env: Mapping[str, str], action: Callable
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def run_under_fault(emulated: Emulated, cell: Cell, args: Iterable[Any], env: Mapping[str, str],
+                    path: str, method: str | None, failing: bool) -> tuple[subprocess.CompletedProcess, int]:
+    """Run the CLI with the cell's fault at `path` (a restart between polls, a job that fails, or an
+    emulator fault injected for the run); (the finished process, requests to the faulted path)."""
+    emulated.app.stats.reset()
+    if cell.fault.how == "restart":
+        def restart_between_polls():
+            wait_for_request(emulated, path)
+            emulated.restart(down=0.5)
+        done = run_cli_during(args, env, restart_between_polls)
+    elif failing:
+        done = run_cli(args, env)
+    else:
+        undo = inject(emulated, cell, path, method)
+        try:
+            done = run_cli(args, env)
+        finally:
+            undo()
+    emulated.settle()
+    return done, requests_to(emulated.stats(), path, method)
+
+
 def wait_for_request(emulated: Emulated, glob: str, at_least: int = 1, at_most: float = 30.0) -> None:
     """Wait until ``glob`` has seen ``at_least`` requests (the operation has started)."""
     end = time.monotonic() + at_most

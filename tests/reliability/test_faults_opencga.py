@@ -39,14 +39,12 @@ from tests.reliability.faults import (
     assert_same_outputs,
     cell_settings,
     files_under,
-    inject,
     matrix,
     params,
     read_outputs,
     requests_to,
     run_cli,
-    run_cli_during,
-    wait_for_request,
+    run_under_fault,
 )
 
 SERVICE = "opencga"
@@ -280,24 +278,9 @@ def test_opencga_operation_under_fault(cell: Cell, emulated, server, indexed_fil
     env = environment(tmp_path, emulated, cell_settings(cell))
     want = clean(cell.operation) if cell.succeeds else None
     before = files_under([operation.out])
-    emulated.app.stats.reset()
     path, method = TARGETS[cell.operation]
-    if cell.fault.how == "restart":
-        def restart_between_polls():
-            wait_for_request(emulated, path)
-            emulated.restart(down=0.5)
-        done = run_cli_during(operation.args, env, restart_between_polls)
-    elif failing:
-        done = run_cli(operation.args, env)
-    else:
-        undo = inject(emulated, cell, path, method)
-        try:
-            done = run_cli(operation.args, env)
-        finally:
-            undo()
-    emulated.settle()
+    done, faulted = run_under_fault(emulated, cell, operation.args, env, path, method, failing)
     stats = emulated.stats()
-    faulted = requests_to(stats, path, method)
 
     if want is not None:
         assert done.returncode == 0, done.stderr
